@@ -1,0 +1,5 @@
+import sys
+
+from lowlight_matting.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``lowlight-matting`` subcommand (see :mod:`lowlight_matting.cli`)."""

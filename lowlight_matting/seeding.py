@@ -1,0 +1,59 @@
+"""Seeding helpers: every random function in the package takes a seed or a generator; these tie them together.
+
+DataLoader workers: each worker gets ``torch.initial_seed()`` = base_seed + worker_id from PyTorch. A NumPy
+``Generator`` or an albumentations ``Compose`` held by a Dataset is *copied* into every worker with the same
+state, so without re-seeding all workers draw the same "random" stream. :func:`worker_init_fn` re-seeds Python,
+NumPy's global state and any object in the dataset that has a ``reseed(seed)`` method.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global state and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def worker_seed(worker_id: int | None = None) -> int:
+    """The 32-bit seed of the current DataLoader worker (distinct per worker and per epoch)."""
+    info = torch.utils.data.get_worker_info()
+    if info is not None:
+        return int(info.seed % 2**32)
+    return int(torch.initial_seed() % 2**32)
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """``DataLoader(worker_init_fn=...)``: give each worker its own random streams.
+
+    Seeds ``random``, NumPy's global RNG and calls ``dataset.reseed(seed)`` on the worker's copy of the
+    dataset (and on the datasets it wraps, via ``.dataset``) where such a method exists.
+    """
+    seed = worker_seed(worker_id)
+    random.seed(seed)
+    np.random.seed(seed)
+    info = torch.utils.data.get_worker_info()
+    ds = info.dataset if info is not None else None
+    seen = set()
+    while ds is not None and id(ds) not in seen:
+        seen.add(id(ds))
+        reseed = getattr(ds, "reseed", None)
+        if callable(reseed):
+            reseed(seed)
+        ds = getattr(ds, "dataset", None)
+
+
+def make_generator(seed: int | None) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded with ``seed`` (a fresh nondeterministic one when None)."""
+    g = torch.Generator()
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(int(seed))
+    return g
