@@ -44,11 +44,18 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# Debian's chromium drives the UI test (Playwright's own browser downloads cannot be fetched here).
+CHROMIUM ?= /usr/bin/chromium
 test-ui: $(STAMP)
-	$(BIN)/python -m pytest tests -m ui -p no:cacheprovider
+	@test -x $(CHROMIUM) || { echo "test-ui: installing Debian chromium (apt-get, a minute or two)"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	LOWLIGHT_UI_REQUIRED=1 LOWLIGHT_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests/ui -m ui -p no:cacheprovider
 
+# BOOK_ARGS: e.g. --no-fast (full size on a CPU too), --fast, --timeout 1800. FAST is the default on a CPU.
+BOOK_ARGS ?=
 book: $(STAMP)
-	$(BIN)/python -m lowlight_matting.book --out build/book
+	$(BIN)/python tools/build_book.py --out build/book $(BOOK_ARGS)
 
 clean:
 	rm -rf build runs .pytest_cache .ruff_cache

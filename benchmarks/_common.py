@@ -33,7 +33,9 @@ def hardware() -> str:
     return "; ".join(parts)
 
 
-def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1, sync: Callable[[], None] | None = None) -> float:
+def timeit(
+    fn: Callable[[], object], repeat: int = 5, warmup: int = 1, sync: Callable[[], None] | None = None
+) -> float:
     """Median wall time of ``fn()`` in seconds over ``repeat`` runs after ``warmup`` runs."""
     for _ in range(warmup):
         fn()
@@ -52,11 +54,18 @@ def timeit(fn: Callable[[], object], repeat: int = 5, warmup: int = 1, sync: Cal
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Print (and return) a Markdown table preceded by its title and the hardware line."""
+
     def fmt(v: object) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
-    lines = [f"### {title}", "", f"Hardware: {hardware()}", "", "| " + " | ".join(header) + " |",
-             "|" + "|".join("---" for _ in header) + "|"]
+    lines = [
+        f"### {title}",
+        "",
+        f"Hardware: {hardware()}",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     text = "\n".join(lines) + "\n"
     print(text, flush=True)

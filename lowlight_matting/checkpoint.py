@@ -53,7 +53,9 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     return p
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device | None = "cpu"
+) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True`` semantics (no code is executed).
 
     Raises:

@@ -71,7 +71,9 @@ def fast_cap(name: str) -> int | None:
     return None
 
 
-def shrink(params: dict[str, Any], fast: bool | None = None, fast_values: dict[str, Any] | None = None) -> dict:
+def shrink(
+    params: dict[str, Any], fast: bool | None = None, fast_values: dict[str, Any] | None = None
+) -> dict:
     """Apply the FAST rules to ``params`` (a copy is returned; nothing happens when FAST is off)."""
     out = dict(params)
     if not is_fast(fast):

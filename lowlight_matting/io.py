@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from cv2.utils import logging as _cv_log
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -59,14 +60,22 @@ def read_raw(path: str | os.PathLike) -> np.ndarray:
     if p.is_dir():
         raise ImageReadError(f"{p}: is a folder, not an image file")
     if p.suffix.lower() not in IMAGE_SUFFIXES:
-        raise ImageReadError(f"{p}: unsupported file type {p.suffix!r} (expected one of {', '.join(IMAGE_SUFFIXES)})")
+        raise ImageReadError(
+            f"{p}: unsupported file type {p.suffix!r} (expected one of {', '.join(IMAGE_SUFFIXES)})"
+        )
     try:
         buf = np.fromfile(p, dtype=np.uint8)
     except OSError as e:
         raise ImageReadError(f"{p}: cannot read file ({e})") from e
     if buf.size == 0:
         raise ImageReadError(f"{p}: file is empty")
-    a = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    # Silence OpenCV's own log lines for broken data: the error below names the file instead.
+    level = _cv_log.getLogLevel()
+    _cv_log.setLogLevel(_cv_log.LOG_LEVEL_SILENT)
+    try:
+        a = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    finally:
+        _cv_log.setLogLevel(level)
     if a is None:
         raise ImageReadError(f"{p}: not a readable image (corrupt or truncated {p.suffix} data)")
     if a.dtype not in (np.uint8, np.uint16):

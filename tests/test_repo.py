@@ -41,7 +41,9 @@ def test_notebooks_exist_and_are_numbered_in_order():
     assert names, "no notebooks"
     numbers = [int(n[:2]) for n in names]
     assert all(re.match(r"^\d\d_[a-z0-9_]+\.ipynb$", n) for n in names), names
-    assert numbers == list(range(len(numbers))), f"chapters must be numbered 00, 01, ... without gaps: {names}"
+    assert numbers == list(range(len(numbers))), (
+        f"chapters must be numbered 00, 01, ... without gaps: {names}"
+    )
 
 
 def test_readme_chapter_map_lists_every_notebook_in_order():
@@ -70,7 +72,9 @@ def test_every_notebook_follows_the_course_format():
     for p in NOTEBOOKS:
         cells = _cells(p)
         first_md = next(c for c in cells if c["cell_type"] == "markdown")
-        assert "learning goals" in "".join(first_md["source"]).lower(), f"{p.name}: no learning goals at the top"
+        assert "learning goals" in "".join(first_md["source"]).lower(), (
+            f"{p.name}: no learning goals at the top"
+        )
         tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
         assert len(tagged) == 1, f"{p.name}: needs exactly one cell tagged 'parameters'"
         tail = "".join("".join(c["source"]) for c in cells[-3:] if c["cell_type"] == "markdown").lower()

@@ -1,0 +1,211 @@
+"""Run the main job end to end: synthetic data → baseline under normal light → evaluation in normal and
+simulated low light → the article's three-stage low-light fine-tune → evaluation → report, JSON, figures and
+checkpoints in one folder (``runs/demo`` by default; ``make demo`` runs exactly this).
+
+Output folder policy (re-running never silently destroys results you may care about):
+
+- a missing or empty folder is used as is;
+- a folder holding a previous demo run (it has the marker file ``.lowlight-matting-demo.json``) is updated:
+  the files that run wrote (listed in its marker) are replaced, anything else you put there is kept;
+- any other non-empty folder is refused unless ``--overwrite`` is given, and even then only files with the
+  demo's own names are replaced.
+
+The new run is written to a hidden sibling folder first and moved in only when it has finished, so an
+interrupted or failed run leaves the previous results untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+NAME = "demo"
+HELP = "run the article's experiment end to end (baseline, low-light fine-tune, evaluation, report)"
+
+MARKER = ".lowlight-matting-demo.json"  # same as lowlight_matting.experiment.MARKER (kept import-free here)
+
+
+class OutputFolderError(RuntimeError):
+    """The output folder cannot be used (the message says why and what to do)."""
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument(
+        "--preset",
+        default="quick",
+        choices=["quick", "gpu", "full", "fast"],
+        help="quick: minutes on a 2-core CPU (default); gpu: minutes on one H100-class GPU, 384² convnext_tiny; "
+        "full: the article's scale (512², its stage lengths, 200 test images); fast: seconds, for tests",
+    )
+    parser.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also fine-tune with each ingredient removed in turn (7 fine-tunes; the gpu preset is recommended)",
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto (default: cuda when available), cpu, cuda, cuda:1 ..."
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="CPU threads for torch when running on the CPU (default: 2)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty folder that does not hold a previous demo run (files with the demo's "
+        "names are replaced, others kept)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def folder_state(out: Path) -> str:
+    """``"absent"``, ``"empty"``, ``"previous"`` (holds a demo marker) or ``"foreign"`` (anything else)."""
+    if not out.exists():
+        return "absent"
+    if not out.is_dir():
+        raise OutputFolderError(f"--out {out}: exists and is not a folder")
+    if (out / MARKER).is_file():
+        return "previous"
+    return "foreign" if any(out.iterdir()) else "empty"
+
+
+def check_output_folder(out: Path, overwrite: bool = False) -> str:
+    """Decide whether the demo may write into ``out``; returns its :func:`folder_state`, raises if refused."""
+    state = folder_state(out)
+    if state == "foreign" and not overwrite:
+        raise OutputFolderError(
+            f"--out {out}: the folder is not empty and does not hold a previous demo run; refusing to write "
+            "into it. Choose another --out, empty it, or pass --overwrite (replaces only files with the "
+            "demo's names)."
+        )
+    return state
+
+
+def _previous_files(out: Path) -> list[Path]:
+    try:
+        manifest = json.loads((out / MARKER).read_text(encoding="utf-8"))
+        names = manifest.get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    root = out.resolve()
+    files = []
+    for name in names:
+        p = (out / str(name)).resolve()
+        if root in p.parents and p.is_file():  # never leave the folder, never touch folders
+            files.append(p)
+    return files
+
+
+def install_run(staging: Path, out: Path, info: dict | None = None) -> list[str]:
+    """Move a finished run from ``staging`` into ``out``.
+
+    Files the previous demo run in ``out`` listed in its marker are removed first (a file the new run does not
+    write again must not linger as if it belonged to it); every other file in ``out`` is kept. Then the new
+    files are moved in and a new marker lists them. Returns the relative names of the files installed.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    for p in _previous_files(out):
+        p.unlink()
+    names = []
+    for src in sorted(staging.rglob("*")):
+        if src.is_file() and src.name != MARKER:
+            rel = src.relative_to(staging)
+            dst = out / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+            names.append(rel.as_posix())
+    manifest = {"written_by": "lowlight-matting demo", **(info or {}), "files": names}
+    (out / MARKER).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    shutil.rmtree(staging, ignore_errors=True)
+    return names
+
+
+def _terminate(signum, frame):  # SIGTERM -> SystemExit, so the staging folder is cleaned up like on Ctrl-C
+    raise SystemExit(128 + signum)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove staging folders of ``out`` left by demo runs whose process no longer exists (killed hard)."""
+    removed = []
+    for p in out.parent.glob(f".{out.name}.partial-*"):
+        pid = p.name.rsplit("-", 1)[-1]
+        if p.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+def run(args) -> int:
+    out = Path(args.out)
+    try:
+        state = check_output_folder(out, args.overwrite)
+    except OutputFolderError as e:
+        print(f"lowlight-matting demo: {e}", file=sys.stderr)
+        return 2
+
+    import torch
+
+    from lowlight_matting.experiment import resolve_device, run_experiment
+
+    try:
+        device = resolve_device(args.device)
+    except (ValueError, RuntimeError) as e:
+        print(f"lowlight-matting demo: {e}", file=sys.stderr)
+        return 2
+    if device == "cpu":
+        torch.set_num_threads(max(1, args.threads))
+        if args.preset in ("gpu", "full"):
+            print(
+                f"warning: preset {args.preset!r} on the CPU will take hours; --preset quick is sized for it"
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out)
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        previous_handler = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        previous_handler = None
+    try:
+        results = run_experiment(
+            args.preset, staging, ablation=args.ablation, device=device, progress=not args.quiet
+        )
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if state == "previous":
+            print(
+                f"lowlight-matting demo: run failed; the previous results in {out} are untouched",
+                file=sys.stderr,
+            )
+        raise
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+    if state == "previous":
+        print(f"replacing the previous demo run in {out}")
+    install_run(staging, out, {"preset": results["preset"], "seconds": results["seconds"]})
+    v = results["verdict"]
+    print(f"\nwrote {out}/report.md, results.json, figures and checkpoints in {results['seconds']:.0f} s")
+    low = ", ".join(
+        f"{k.upper()} {v['lowlight_change'][k] * 100:+.0f}%" for k in ("mse", "sad", "grad", "conn")
+    )
+    nor = ", ".join(
+        f"{k.upper()} {v['normal_change'][k] * 100:+.0f}%" for k in ("mse", "sad", "grad", "conn")
+    )
+    print(f"low light, fine-tuned vs baseline: {low}")
+    print(f"normal light, fine-tuned vs baseline: {nor}")
+    return 0

@@ -1,0 +1,506 @@
+"""Training configuration: nested dataclasses, YAML load/save, ``key.sub=value`` overrides, validation.
+
+A run is fully described by one :class:`TrainConfig`; it is saved next to the checkpoints (``config.yaml``)
+and inside every checkpoint (as a plain dict), so a run can be resumed or reproduced from its folder alone.
+
+Example:
+    >>> cfg = TrainConfig(stages=[StageConfig(name="all", epochs=2, lr=1e-3)])
+    >>> cfg = apply_overrides(cfg, ["data.batch_size=4", "stages.0.lr=5e-4", "amp.mode=off"])
+    >>> cfg.data.batch_size, cfg.stages[0].lr, cfg.amp.mode
+    (4, 0.0005, 'off')
+    >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+__all__ = [
+    "AmpConfig",
+    "CheckpointConfig",
+    "ConfigError",
+    "DataConfig",
+    "LoggingConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "StageConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "load_config",
+    "save_config",
+]
+
+
+class ConfigError(ValueError):
+    """A training configuration is invalid; the message names the key."""
+
+
+@dataclass
+class ModelConfig:
+    """What to build: keyword arguments of :func:`lowlight_matting.models.build_model`.
+
+    ``init_checkpoint``: a checkpoint (``best.pt`` of a baseline run) whose weights start this run; its
+    ``model_config`` must describe the same architecture, except that the LLIE may be added here (its
+    weights then start fresh). ``pretrained``: a local timm weights file for the encoder (never fetched).
+    """
+
+    encoder: str = "mobilenetv2_100"
+    llie: str | None = None
+    pretrained: str | None = None
+    init_checkpoint: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """Where samples come from and how they are darkened.
+
+    ``source``: ``"synthetic"`` (procedural composites, :class:`~lowlight_matting.data.SyntheticMattingDataset`)
+    or ``"folder"`` (:class:`~lowlight_matting.data.FolderMattingDataset` at ``root``; ``val_root`` for
+    validation, else ``val_fraction`` of ``root`` is held out).
+
+    ``lowlight``: ``"device"`` (the batch is darkened by :func:`~lowlight_matting.simulate.simulate_batch`
+    on the training device), ``"dataset"`` (CPU, per sample, :class:`~lowlight_matting.data.LowLightPairs`
+    in the DataLoader workers) or ``"off"`` (normal light). ``p_lowlight``: the share of samples darkened;
+    the rest stay normal so the model does not forget normal light. ``simulator``: ranges or
+    ``{"preset": name}`` passed to the simulator.
+    """
+
+    source: str = "synthetic"
+    root: str | None = None
+    val_root: str | None = None
+    layout: str = "auto"
+    val_fraction: float = 0.1
+    length: int = 256
+    val_length: int = 32
+    size: int = 256
+    batch_size: int = 8
+    num_workers: int = 0
+    augment: bool = True
+    lowlight: str = "device"
+    p_lowlight: float = 0.7
+    simulator: dict[str, Any] = field(default_factory=dict)
+    pin_memory: bool = True
+
+
+@dataclass
+class LossConfig:
+    """Weights of :class:`lowlight_matting.losses.MattingLoss` (0 switches a term off).
+
+    ``llie``: weight of the Zero-DCE non-reference loss (:class:`~lowlight_matting.models.llie_losses.ZeroDCELoss`)
+    on the LLIE's enhanced image, when the model has an LLIE (0: the LLIE learns from the matting loss only).
+    """
+
+    mse: float = 1.0
+    l1: float = 0.0
+    ssim: float = 0.5
+    edge: float = 1.5
+    composition: float = 0.0
+    laplacian: float = 0.0
+    dynamic: bool = True
+    dark_edge: float = 3.0
+    threshold: float = 0.3
+    smooth: bool = False
+    llie: float = 0.0
+
+
+@dataclass
+class StageConfig:
+    """One stage of the schedule.
+
+    ``freeze``: parts kept fixed (see :func:`lowlight_matting.train.freeze.apply_freeze`): ``"llie"``,
+    ``"encoder"``, ``"encoder.stages[:3]"``, ``"decoder"``, ``"head"``, or ``"all_but_head"``.
+    ``freeze_llie_after``: fraction of this stage's epochs after which the LLIE is frozen too (the article's
+    "freeze the enhancement module late in training"); None keeps it as ``freeze`` says.
+    ``warmup_epochs``: linear learning-rate warm-up at the start of the stage (fractional epochs allowed).
+    """
+
+    name: str = "stage"
+    epochs: int = 1
+    lr: float = 1e-4
+    freeze: list[str] = field(default_factory=list)
+    freeze_llie_after: float | None = None
+    warmup_epochs: float = 0.0
+
+
+@dataclass
+class OptimConfig:
+    """AdamW and its learning-rate schedule (per step, restarted at each stage).
+
+    ``schedule``: ``"cosine"`` (to ``min_lr_ratio`` x lr), ``"step"`` (x ``gamma`` every ``step_epochs``)
+    or ``"constant"``. ``grad_clip``: max global L2 norm (0 = off). ``max_bad_steps``: this many
+    non-finite steps in a row stop the run.
+    """
+
+    weight_decay: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    schedule: str = "cosine"
+    min_lr_ratio: float = 0.01
+    step_epochs: int = 10
+    gamma: float = 0.1
+    grad_clip: float = 1.0
+    max_bad_steps: int = 20
+
+
+@dataclass
+class AmpConfig:
+    """Mixed precision. ``mode``: ``"auto"`` (bf16 on a GPU that supports it, fp16 + GradScaler on older
+    GPUs, off on CPU), ``"bf16"``, ``"fp16"`` or ``"off"``."""
+
+    mode: str = "auto"
+
+
+@dataclass
+class CheckpointConfig:
+    """``last.pt`` after every epoch; ``best.pt`` when validation ``metric`` improves (``mode`` min/max).
+    ``resume``: continue from ``last.pt`` in the run folder."""
+
+    metric: str = "val_mse"
+    mode: str = "min"
+    resume: bool = False
+
+
+@dataclass
+class LoggingConfig:
+    """``progress``: tqdm bars; ``log_every``: steps between progress-bar loss updates (each reads the
+    loss back from the device); ``tensorboard``: write events when tensorboard is installed; ``plot``: redraw
+    ``curves.png`` at the end of every stage (and of the run), or after every epoch with ``plot_every_epoch``
+    (drawing costs a second or two)."""
+
+    progress: bool = True
+    log_every: int = 10
+    tensorboard: bool = True
+    plot: bool = True
+    plot_every_epoch: bool = False
+
+
+@dataclass
+class TrainConfig:
+    """A whole training run.
+
+    ``out_dir``/``name``: the run folder is ``out_dir/name``. ``device``: ``"auto"`` (CUDA when available),
+    ``"cpu"``, ``"cuda"``, ``"cuda:1"``. ``stop_after_epochs``: stop (as if interrupted) after this many
+    epochs in total -- for tests and for splitting a long run into jobs; ``--resume`` continues it.
+    ``deterministic``: deterministic algorithms (CPU runs are then bit-reproducible under ``seed``).
+    """
+
+    name: str = "run"
+    out_dir: str = "runs"
+    seed: int = 0
+    device: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    deterministic: bool = False
+    stop_after_epochs: int | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    stages: list[StageConfig] = field(default_factory=lambda: [StageConfig(name="all", epochs=10, lr=1e-3)])
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    amp: AmpConfig = field(default_factory=AmpConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    # ------------------------------------------------------------------ conversions
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (JSON/YAML-able; also safe inside a ``weights_only`` checkpoint)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a (possibly partial) dict; unknown keys raise :class:`ConfigError` naming them."""
+        cfg = _from_dict(cls, data or {}, "")
+        cfg.validate()
+        return cfg
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(s.epochs for s in self.stages)
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> TrainConfig:
+        """Check every value; raise :class:`ConfigError` naming the first bad key. Returns self."""
+
+        def need(ok: bool, key: str, msg: str) -> None:
+            if not ok:
+                raise ConfigError(f"{key}: {msg}")
+
+        need(
+            bool(re.fullmatch(r"[\w.\-]+", self.name or "")),
+            "name",
+            f"must be a plain folder name, got {self.name!r}",
+        )
+        need(isinstance(self.seed, int), "seed", f"must be an integer, got {self.seed!r}")
+        need(
+            bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device)),
+            "device",
+            f"auto|cpu|cuda[:N], got {self.device!r}",
+        )
+        need(
+            self.stop_after_epochs is None or self.stop_after_epochs >= 1,
+            "stop_after_epochs",
+            f"must be >= 1 or null, got {self.stop_after_epochs}",
+        )
+        d = self.data
+        need(d.source in ("synthetic", "folder"), "data.source", f"synthetic|folder, got {d.source!r}")
+        need(d.source != "folder" or bool(d.root), "data.root", "is required when data.source is 'folder'")
+        need(d.size >= 16, "data.size", f"must be >= 16 pixels, got {d.size}")
+        need(d.batch_size >= 1, "data.batch_size", f"must be >= 1, got {d.batch_size}")
+        need(d.length >= 1, "data.length", f"must be >= 1, got {d.length}")
+        need(d.val_length >= 0, "data.val_length", f"must be >= 0, got {d.val_length}")
+        need(d.num_workers >= 0, "data.num_workers", f"must be >= 0, got {d.num_workers}")
+        need(
+            d.lowlight in ("device", "dataset", "off"),
+            "data.lowlight",
+            f"device|dataset|off, got {d.lowlight!r}",
+        )
+        need(0.0 <= d.p_lowlight <= 1.0, "data.p_lowlight", f"must be in [0, 1], got {d.p_lowlight}")
+        need(0.0 <= d.val_fraction < 1.0, "data.val_fraction", f"must be in [0, 1), got {d.val_fraction}")
+        lw = self.loss
+        for k in ("mse", "l1", "ssim", "edge", "composition", "laplacian", "dark_edge", "llie"):
+            need(getattr(lw, k) >= 0, f"loss.{k}", f"must be >= 0, got {getattr(lw, k)}")
+        need(len(self.stages) >= 1, "stages", "needs at least one stage")
+        from lowlight_matting.train.freeze import parse_spec
+
+        for i, s in enumerate(self.stages):
+            key = f"stages.{i}"
+            need(s.epochs >= 1, f"{key}.epochs", f"must be >= 1, got {s.epochs}")
+            need(s.lr > 0, f"{key}.lr", f"must be > 0, got {s.lr}")
+            need(s.warmup_epochs >= 0, f"{key}.warmup_epochs", f"must be >= 0, got {s.warmup_epochs}")
+            need(
+                s.freeze_llie_after is None or 0.0 <= s.freeze_llie_after <= 1.0,
+                f"{key}.freeze_llie_after",
+                f"must be a fraction in [0, 1] or null, got {s.freeze_llie_after}",
+            )
+            need(
+                isinstance(s.freeze, list), f"{key}.freeze", f"must be a list of part names, got {s.freeze!r}"
+            )
+            for spec in s.freeze:
+                try:
+                    parse_spec(spec)
+                except ValueError as e:
+                    raise ConfigError(f"{key}.freeze: {e}") from None
+        o = self.optim
+        need(
+            o.schedule in ("cosine", "step", "constant"),
+            "optim.schedule",
+            f"cosine|step|constant, got {o.schedule!r}",
+        )
+        need(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
+        need(
+            len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
+            "optim.betas",
+            f"two numbers in [0, 1), got {o.betas}",
+        )
+        need(0 <= o.min_lr_ratio <= 1, "optim.min_lr_ratio", f"must be in [0, 1], got {o.min_lr_ratio}")
+        need(o.step_epochs >= 1, "optim.step_epochs", f"must be >= 1, got {o.step_epochs}")
+        need(o.grad_clip >= 0, "optim.grad_clip", f"must be >= 0 (0 = off), got {o.grad_clip}")
+        need(o.max_bad_steps >= 1, "optim.max_bad_steps", f"must be >= 1, got {o.max_bad_steps}")
+        need(
+            self.amp.mode in ("auto", "bf16", "fp16", "off"),
+            "amp.mode",
+            f"auto|bf16|fp16|off, got {self.amp.mode!r}",
+        )
+        need(
+            self.checkpoint.mode in ("min", "max"),
+            "checkpoint.mode",
+            f"min|max, got {self.checkpoint.mode!r}",
+        )
+        need(self.logging.log_every >= 1, "logging.log_every", f"must be >= 1, got {self.logging.log_every}")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------- dict <-> dc
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    args = get_args(tp)
+    if get_origin(tp) in (Union, getattr(__import__("types"), "UnionType", Union)) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return (rest[0] if len(rest) == 1 else Any), True
+    return tp, False
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    base, optional = _strip_optional(tp)
+    if value is None:
+        if optional or base is Any:
+            return None
+        raise ConfigError(f"{key}: may not be null")
+    if dataclasses.is_dataclass(base):
+        if isinstance(value, base):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return _from_dict(base, value, key + ".")
+    origin = get_origin(base)
+    if origin is list:
+        (item_tp,) = get_args(base) or (Any,)
+        if isinstance(value, str):  # "a,b" from the command line
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(item_tp, v, f"{key}.{i}") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return value.lower() in ("true", "yes", "on", "1")
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if base is int:
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        ):
+            try:
+                return int(str(value))
+            except ValueError:
+                raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+        return int(value)
+    if base is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if base is str:
+        if isinstance(value, bool):  # YAML 1.1 reads a bare off/on/no/yes as a bool
+            return "on" if value else "off"
+        if not isinstance(value, (str, int, float)):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(prefix + u for u in unknown)} (known: {', '.join(sorted(names))})"
+        )
+    kwargs = {k: _coerce(hints[k], v, prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+# ------------------------------------------------------------------------------------------------- overrides
+def _parse_value(text: str) -> Any:
+    """A command-line value: YAML scalar/list/mapping syntax (``1e-4``, ``true``, ``null``, ``[a, b]``)."""
+    try:
+        v = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    # YAML 1.1 reads "1e-4" as a string; accept it as a number
+    if isinstance(v, str):
+        try:
+            return float(v) if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", v) else v
+        except ValueError:
+            return v
+    return v
+
+
+def apply_overrides(cfg: TrainConfig, overrides: list[str] | None) -> TrainConfig:
+    """Return a copy of ``cfg`` with ``key.sub=value`` overrides applied (then validated).
+
+    Keys are dotted paths; list items are addressed by index (``stages.1.lr=5e-5``); values use YAML
+    syntax (``model.llie=null``, ``stages.0.freeze=[encoder, decoder]``).
+    """
+    data = cfg.to_dict()
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value (e.g. data.batch_size=16)")
+        key, text = item.split("=", 1)
+        parts = key.strip().split(".")
+        node: Any = data
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            where = ".".join(parts[: i + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"override {key}: {where} is not an index of a list of {len(node)}")
+                idx = int(part)
+                if last:
+                    node[idx] = _parse_value(text)
+                else:
+                    node = node[idx]
+            elif isinstance(node, dict):
+                if part not in node and not (last and _is_free_mapping(data, parts[:-1])):
+                    raise ConfigError(
+                        f"override {key}: unknown key {where} (known: {', '.join(sorted(node))})"
+                    )
+                if last:
+                    node[part] = _parse_value(text)
+                else:
+                    node = node[part]
+            else:
+                raise ConfigError(f"override {key}: {'.'.join(parts[:i])} is a value, not a section")
+    return TrainConfig.from_dict(data)
+
+
+def _is_free_mapping(data: dict, parts: list[str]) -> bool:
+    """Free-form mappings (model.kwargs, data.simulator) accept new keys."""
+    return parts in (["model", "kwargs"], ["data", "simulator"])
+
+
+# ------------------------------------------------------------------------------------------------------ YAML
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML config (partial: missing keys keep their defaults), apply overrides, validate.
+
+    A top-level ``preset: NAME`` key starts from :func:`lowlight_matting.train.presets.preset` ``(NAME)``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level")
+    preset_name = data.pop("preset", None)
+    if preset_name is not None:
+        from lowlight_matting.train.presets import preset
+
+        base = preset(str(preset_name)).to_dict()
+        data = _merge(base, data)
+    try:
+        cfg = TrainConfig.from_dict(data)
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from None
+    return apply_overrides(cfg, overrides)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in ("kwargs", "simulator"):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def save_config(cfg: TrainConfig, path: str | os.PathLike) -> Path:
+    """Write ``cfg`` as YAML (keys in definition order)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    return p

@@ -1,0 +1,161 @@
+"""The Zero-DCE non-reference losses and LLIE pre-training."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lowlight_matting.models import (
+    ZeroDCELoss,
+    ZeroDCEPP,
+    build_model,
+    color_constancy_loss,
+    curve_smoothness_loss,
+    exposure_loss,
+    pretrain_llie,
+    spatial_consistency_loss,
+)
+
+
+def dark(n=2, h=32, w=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, h, w, generator=g) * 0.15
+
+
+def test_losses_are_finite_non_negative_scalars():
+    low = dark()
+    enhanced = low.sqrt()
+    curve = torch.rand(2, 3, 32, 48) * 2 - 1
+    for value in (
+        spatial_consistency_loss(low, enhanced),
+        exposure_loss(enhanced),
+        color_constancy_loss(enhanced),
+        curve_smoothness_loss(curve),
+    ):
+        assert value.ndim == 0 and torch.isfinite(value) and value >= 0
+
+
+def test_each_loss_is_zero_at_its_ideal():
+    low = dark()
+    assert spatial_consistency_loss(low, low) == 0
+    # a uniform lift keeps every interior difference; the released code's zero padding still counts the border
+    h, w = 32 // 4, 48 // 4
+    torch.testing.assert_close(
+        spatial_consistency_loss(low, low + 0.3), torch.tensor(0.09 * (2 * h + 2 * w) / (h * w))
+    )
+    assert exposure_loss(torch.full((1, 3, 32, 32), 0.6)) < 1e-12
+    assert color_constancy_loss(torch.rand(1, 1, 16, 16).expand(1, 3, 16, 16)) == 0
+    assert curve_smoothness_loss(torch.full((2, 3, 8, 8), -0.4)) == 0
+
+
+def test_spatial_consistency_matches_the_released_convolution_form():
+    low, enhanced = dark(seed=1), dark(seed=2) * 4
+    kernels = torch.tensor(
+        [
+            [[0, 0, 0], [-1, 1, 0], [0, 0, 0]],
+            [[0, 0, 0], [0, 1, -1], [0, 0, 0]],
+            [[0, -1, 0], [0, 1, 0], [0, 0, 0]],
+            [[0, 0, 0], [0, 1, 0], [0, -1, 0]],
+        ],
+        dtype=torch.float32,
+    ).unsqueeze(1)
+    p0 = F.avg_pool2d(low.mean(1, keepdim=True), 4)
+    p1 = F.avg_pool2d(enhanced.mean(1, keepdim=True), 4)
+    ref = ((F.conv2d(p0, kernels, padding=1) - F.conv2d(p1, kernels, padding=1)) ** 2).sum(1).mean()
+    torch.testing.assert_close(spatial_consistency_loss(low, enhanced), ref)
+
+
+def test_exposure_uses_16x16_patch_means():
+    x = torch.zeros(1, 3, 32, 32)
+    x[..., :16, :16] = 0.6  # one patch on target, three at 0
+    torch.testing.assert_close(exposure_loss(x), torch.tensor(3 * 0.36 / 4))
+    assert exposure_loss(torch.full((1, 3, 32, 32), 0.3)) > exposure_loss(torch.full((1, 3, 32, 32), 0.5))
+    assert torch.isfinite(exposure_loss(torch.rand(1, 3, 7, 9)))  # smaller than a patch
+
+
+def test_curve_smoothness_matches_the_tv_formula():
+    b, c, h, w = 2, 3, 5, 7
+    a = torch.arange(h, dtype=torch.float32).view(1, 1, h, 1).expand(b, c, h, w) * 0.1  # vertical ramp
+    expected = 2 * (b * c * (h - 1) * w * 0.01 / ((h - 1) * w)) / b
+    torch.testing.assert_close(curve_smoothness_loss(a), torch.tensor(expected))
+
+
+def test_color_gradient_is_finite_on_grey_images_where_the_released_form_is_nan():
+    grey = torch.rand(2, 1, 16, 16).expand(2, 3, 16, 16).clone().requires_grad_(True)
+    color_constancy_loss(grey).backward()
+    assert torch.isfinite(grey.grad).all()
+
+    released = grey.detach().clone().requires_grad_(True)  # sqrt without epsilon, as in the release
+    m = released.mean((2, 3))
+    k = ((m[:, 0] - m[:, 1]) ** 2) ** 2 + ((m[:, 0] - m[:, 2]) ** 2) ** 2 + ((m[:, 1] - m[:, 2]) ** 2) ** 2
+    torch.pow(k, 0.5).mean().backward()
+    assert torch.isnan(released.grad).any()
+
+
+def test_total_loss_gradients_are_finite_through_zero_dce_pp_on_grey_input():
+    net = ZeroDCEPP()
+    grey = torch.full((1, 3, 32, 32), 0.1)
+    y, a = net(grey)
+    total, terms = ZeroDCELoss()(grey, y, a)
+    total.backward()
+    assert torch.isfinite(total) and total >= 0
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_zero_dce_loss_default_weights_are_the_released_ones():
+    loss = ZeroDCELoss()
+    assert loss.weights == {"spatial": 1.0, "exposure": 10.0, "color": 5.0, "smoothness": 1600.0}
+    low, enhanced, curve = dark(), dark().sqrt(), torch.rand(2, 3, 32, 48) - 0.5
+    total, terms = loss(low, enhanced, curve)
+    expected = sum(loss.weights[k] * terms[k] for k in loss.weights)
+    torch.testing.assert_close(total.detach(), expected)
+    assert math.isclose(float(terms["total"]), float(total))
+    with pytest.raises(ValueError, match="enhanced"):
+        exposure_loss(torch.rand(3, 32, 32))
+
+
+def test_losses_run_under_bf16_autocast():
+    low = dark()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        total, _ = ZeroDCELoss()(low.bfloat16(), low.sqrt().bfloat16(), torch.zeros(2, 3, 32, 48).bfloat16())
+    assert total.dtype == torch.float32 and torch.isfinite(total)
+
+
+def test_pretraining_moves_the_exposure_towards_the_target():
+    torch.manual_seed(0)
+    net = ZeroDCEPP()
+    images = dark(n=8, h=32, w=32, seed=3)
+    history = pretrain_llie(net, images, steps=10, lr=3e-3, batch_size=4, seed=0)
+    assert len(history) == 10 and not net.training
+    assert all(math.isfinite(r["total"]) for r in history)
+    first, last = history[0], history[-1]
+    assert last["exposure_mean"] > first["exposure_mean"] + 0.05
+    assert last["exposure"] < first["exposure"]
+    with torch.no_grad():
+        y, _ = net(images)
+    assert float(y.mean()) > float(images.mean()) + 0.05
+
+
+def test_pretraining_a_cvunet_trains_only_its_llie_and_accepts_a_loader():
+    model = build_model("test_convnext", llie="zero_dce_pp")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    loader = [{"image": dark(n=2, h=32, w=32, seed=s), "alpha": torch.zeros(2, 1, 32, 32)} for s in range(2)]
+    history = pretrain_llie(model, loader, steps=3, lr=1e-3)
+    assert len(history) == 3
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("llie.") for k in changed)
+    with pytest.raises(ValueError, match="LLIE"):
+        pretrain_llie(build_model("test_convnext"), loader, steps=1)
+
+
+def test_pretraining_accepts_uint8_arrays_and_rejects_mixed_sizes():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 40, (24, 24, 3), dtype=np.uint8) for _ in range(3)]
+    history = pretrain_llie(ZeroDCEPP(), arrays, steps=2, batch_size=2)
+    assert len(history) == 2 and all(math.isfinite(r["total"]) for r in history)
+    with pytest.raises(ValueError, match="one size"):
+        pretrain_llie(ZeroDCEPP(), arrays + [np.zeros((16, 16, 3), np.uint8)], steps=1)
