@@ -27,8 +27,8 @@ demo: $(STAMP)
 	$(BIN)/lowlight-matting demo --out runs/demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check lowlight_matting tests benchmarks
-	$(BIN)/ruff format --check lowlight_matting tests benchmarks
+	$(BIN)/ruff check lowlight_matting tests benchmarks tools
+	$(BIN)/ruff format --check lowlight_matting tests benchmarks tools
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not ui"

@@ -798,11 +798,12 @@ def read_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
     return out
 
 
-def _jsonable(x: Any) -> Any:
+def to_jsonable(x: Any) -> Any:
+    """``x`` with NumPy scalars as Python numbers, paths as strings and non-finite floats as None (for JSON)."""
     if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): to_jsonable(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
+        return [to_jsonable(v) for v in x]
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, float) and not math.isfinite(x):
@@ -947,7 +948,7 @@ def evaluate_checkpoints(
     files["summary"] = str(write_report(results, out / "summary.md"))
     files["json"] = str(out / "results.json")
     _atomic_write_text(
-        out / "results.json", json.dumps(_jsonable(results), indent=1, ensure_ascii=False) + "\n"
+        out / "results.json", json.dumps(to_jsonable(results), indent=1, ensure_ascii=False) + "\n"
     )
     return results
 
