@@ -448,59 +448,38 @@ def render_report(results: dict) -> str:
 
 
 def render_ablation(rows: Sequence[dict], baseline: dict) -> str:
-    """``ablation.md``: one row per fine-tune variant, low-light metrics and changes vs the baseline."""
+    """``ablation.md``: one row per fine-tune variant, metrics and changes vs the baseline, per test set."""
     lines = [
         "# Ablation: the fine-tune with one ingredient removed at a time",
         "",
         "All variants start from the same baseline checkpoint, use the same number of steps and the same test "
         "sets. Changes are relative to the baseline (negative = better).",
-        "",
-        "## Low light",
-        "",
-        "| variant | "
-        + " | ".join(f"{METRIC_TITLES[k]} ↓" for k in METRICS)
-        + " | "
-        + " | ".join(f"Δ{METRIC_TITLES[k]}" for k in METRICS)
-        + " |",
-        "|---|" + "---:|" * (2 * len(METRICS)),
-        "| baseline | "
-        + " | ".join(format_metric(k, baseline["lowlight"][k]) for k in METRICS)
-        + " |"
-        + " |" * len(METRICS),
     ]
-    for r in rows:
-        ch = comparison_rows(baseline["lowlight"], r["lowlight"])
-        lines.append(
-            f"| {r['variant']} | "
-            + " | ".join(format_metric(k, r["lowlight"][k]) for k in METRICS)
+    for title, light in (("Low light", "lowlight"), ("Normal light", "normal")):
+        lines += [
+            "",
+            f"## {title}",
+            "",
+            "| variant | "
+            + " | ".join(f"{METRIC_TITLES[k]} ↓" for k in METRICS)
             + " | "
-            + " | ".join(format_change(ch[k]) for k in METRICS)
+            + " | ".join(f"Δ{METRIC_TITLES[k]}" for k in METRICS)
+            + " |",
+            "|---|" + "---:|" * (2 * len(METRICS)),
+            "| baseline | "
+            + " | ".join(format_metric(k, baseline[light][k]) for k in METRICS)
             + " |"
-        )
-    lines += [
-        "",
-        "## Normal light",
-        "",
-        "| variant | "
-        + " | ".join(f"{METRIC_TITLES[k]} ↓" for k in METRICS)
-        + " | "
-        + " | ".join(f"Δ{METRIC_TITLES[k]}" for k in METRICS)
-        + " |",
-        "|---|" + "---:|" * (2 * len(METRICS)),
-        "| baseline | "
-        + " | ".join(format_metric(k, baseline["normal"][k]) for k in METRICS)
-        + " |"
-        + " |" * len(METRICS),
-    ]
-    for r in rows:
-        ch = comparison_rows(baseline["normal"], r["normal"])
-        lines.append(
-            f"| {r['variant']} | "
-            + " | ".join(format_metric(k, r["normal"][k]) for k in METRICS)
-            + " | "
-            + " | ".join(format_change(ch[k]) for k in METRICS)
-            + " |"
-        )
+            + " |" * len(METRICS),
+        ]
+        for r in rows:
+            ch = comparison_rows(baseline[light], r[light])
+            lines.append(
+                f"| {r['variant']} | "
+                + " | ".join(format_metric(k, r[light][k]) for k in METRICS)
+                + " | "
+                + " | ".join(format_change(ch[k]) for k in METRICS)
+                + " |"
+            )
     return "\n".join(lines) + "\n"
 
 

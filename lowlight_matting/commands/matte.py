@@ -78,19 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _inside(child: Path, parent: Path) -> bool:
-    try:
-        child.relative_to(parent)
-        return True
-    except ValueError:
-        return False
-
-
 def _relative_name(path: Path, folders: list[Path]) -> Path:
     """Output-relative name of an input: its path below the input folder it was found in, else its name."""
     rp = path.resolve()
     for folder in folders:
-        if _inside(rp, folder):
+        if rp.is_relative_to(folder):
             return rp.relative_to(folder)
     return Path(path.name)
 
@@ -153,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         return _error(f"no images found in {' '.join(args.inputs)}")
     if not args.allow_inside_input:
         input_dirs = set(folders) | {f.resolve().parent for f in files if f.exists()}
-        clash = [d for d in folders if _inside(out_dir, d)] + [d for d in input_dirs if out_dir == d]
+        clash = [d for d in folders if out_dir.is_relative_to(d)] + [d for d in input_dirs if out_dir == d]
         if clash:
             return _error(
                 f"OUTPUT {args.out_dir} is an input folder or inside one ({clash[0]}); refusing to write into the "

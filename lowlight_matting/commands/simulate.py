@@ -33,14 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _inside(child: Path, parent: Path) -> bool:
-    try:
-        child.relative_to(parent)
-        return True
-    except ValueError:
-        return False
-
-
 def _file_seed(seed: int, rel: str) -> int:
     import zlib
 
@@ -59,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if not in_dir.is_dir():
         print(f"simulate: IN_DIR {args.in_dir} is not a folder", file=sys.stderr)
         return 2
-    if _inside(out_dir, in_dir):
+    if out_dir.is_relative_to(in_dir):
         print(
             f"simulate: OUT_DIR {args.out_dir} is IN_DIR or inside it; refusing to write into the input folder",
             file=sys.stderr,
