@@ -324,7 +324,47 @@ def verdict(results: dict, tolerance: float = NORMAL_TOLERANCE) -> dict[str, Any
         "normal_worst_change": worst,
         "normal_within_tolerance": bool(worst <= tolerance),
         "article_change": comparison_rows(ARTICLE["baseline"], ARTICLE["finetuned"]),
+        **headroom(results),
     }
+
+
+def headroom(results: dict) -> dict[str, dict[str, float]]:
+    """How much there was to gain in the dark, with the baseline's normal-light error as the reference.
+
+    Per metric ``k``, with ``b_low``, ``b_norm`` the baseline's errors in low and normal light and ``f_low``
+    the fine-tuned model's in low light:
+
+    - ``lowlight_penalty`` = (b_low − b_norm) / b_norm: how much worse low light makes the baseline;
+    - ``reference_change`` = (b_norm − b_low) / b_low: the relative change a fine-tune would show if it
+      brought low-light error down to the baseline's normal-light error;
+    - ``gap_closed`` = (b_low − f_low) / (b_low − b_norm): the share of that gap the fine-tune closed
+      (NaN when low light does not hurt the baseline).
+
+    The reference is not a bound (a fine-tune that trains longer may beat it), but it explains the size of
+    a relative change: a −36 % change needs a baseline at least 1.56× worse in the dark than in normal light
+    to stay below the reference.
+    """
+    b_low, b_norm = results["lowlight"]["baseline"], results["normal"]["baseline"]
+    f_low = results["lowlight"]["finetuned"]
+    closed = {}
+    for k in METRICS:
+        gap = float(b_low[k]) - float(b_norm[k])
+        closed[k] = (float(b_low[k]) - float(f_low[k])) / gap if gap > 0 else float("nan")
+    return {
+        "lowlight_penalty": comparison_rows(b_norm, b_low),
+        "reference_change": comparison_rows(b_low, b_norm),
+        "gap_closed": closed,
+    }
+
+
+def _num(x: float | None) -> float:
+    """``x`` as a float; ``None`` (how JSON stores NaN here) becomes NaN."""
+    return float("nan") if x is None else float(x)
+
+
+def _share(x: float | None) -> str:
+    x = _num(x)
+    return f"{x:.0%}" if math.isfinite(x) else "n/a"
 
 
 def _yes(flag: bool) -> str:
@@ -386,6 +426,29 @@ def render_report(results: dict) -> str:
         f"- Fine-tuned beats the baseline in low light on all four metrics: {_yes(v['lowlight_all_better'])}.",
         f"- Normal light within {NORMAL_TOLERANCE:.0%} of the baseline on every metric: "
         f"{_yes(v['normal_within_tolerance'])} (worst change {format_change(v['normal_worst_change'], 1)}).",
+        "",
+        "## How much was there to gain?",
+        "",
+        "A relative change can only be as large as low light hurts the baseline. The baseline's error on the "
+        "*normal-light* versions of the same test images is the natural reference: a fine-tune that made the "
+        "model see in the dark as well as in daylight would reach it (it is not a hard bound: more training "
+        "can go below it).",
+        "",
+        "| | " + " | ".join(METRIC_TITLES[k] for k in METRICS) + " |",
+        "|---|" + "---:|" * len(METRICS),
+        "| baseline: low light vs normal light (penalty) | "
+        + " | ".join(format_change(v["lowlight_penalty"][k]) for k in METRICS)
+        + " |",
+        "| change that would reach the normal-light reference | "
+        + " | ".join(format_change(v["reference_change"][k]) for k in METRICS)
+        + " |",
+        "| **ours: change measured** | "
+        + " | ".join(format_change(v["lowlight_change"][k]) for k in METRICS)
+        + " |",
+        "| share of the gap closed | " + " | ".join(_share(v["gap_closed"][k]) for k in METRICS) + " |",
+        "| article: change claimed | "
+        + " | ".join(format_change(v["article_change"][k]) for k in METRICS)
+        + " |",
     ]
     unknown = results.get("unknown_region")
     if unknown:
@@ -871,22 +934,40 @@ def fit(
 # --------------------------------------------------------------------------------------------------------
 # models, evaluation, checkpoints
 # --------------------------------------------------------------------------------------------------------
-def build_baseline(preset: Preset):
-    """The baseline CV-UNet of ``preset`` (no LLIE), encoder weights from ``preset.pretrained`` if given."""
+def _build_seeded(seed: int, **kwargs):
+    """:func:`~lowlight_matting.models.build_model` with its random initialisation drawn from ``seed``.
+
+    The global torch generator is forked, so the result does not depend on what ran before (and what runs
+    after does not depend on the build).
+    """
+    import torch
+
     from lowlight_matting.models import build_model
 
-    return build_model(encoder=preset.encoder, llie=None, pretrained=preset.pretrained, **preset.model_kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(**kwargs)
+
+
+def build_baseline(preset: Preset):
+    """The baseline CV-UNet of ``preset`` (no LLIE), encoder weights from ``preset.pretrained`` if given.
+
+    Initialised from ``preset.seed``.
+    """
+    return _build_seeded(
+        preset.seed, encoder=preset.encoder, llie=None, pretrained=preset.pretrained, **preset.model_kwargs
+    )
 
 
 def build_finetune_model(preset: Preset, baseline_state: dict, llie: bool = True):
     """A CV-UNet with (``llie=True``) the preset's LLIE front end, carrying the baseline's weights.
 
     Every weight but the LLIE's must come from the baseline; the LLIE starts as built by
-    :func:`~lowlight_matting.models.build_model`.
+    :func:`~lowlight_matting.models.build_model` from seed ``preset.seed + 5``, whatever ran before (so the
+    ablation's "full recipe" is the main run's fine-tune, step for step).
     """
-    from lowlight_matting.models import build_model
-
-    model = build_model(
+    model = _build_seeded(
+        preset.seed + 5,
         encoder=preset.encoder,
         llie=preset.llie if llie else None,
         pretrained=None,
@@ -1321,3 +1402,120 @@ def run_ablation(
     (out / "ablation.md").write_text(render_ablation(rows, baseline), encoding="utf-8")
     write_json(out / "ablation.json", {"preset": preset.name, "baseline": baseline, "variants": rows})
     return rows
+
+
+# --------------------------------------------------------------------------------------------------------
+# several seeds
+# --------------------------------------------------------------------------------------------------------
+def summarize_seeds(runs: Sequence[dict]) -> dict[str, Any]:
+    """Mean and sample standard deviation over runs (``results.json`` dicts) that differ only in their seed.
+
+    For each of ``lowlight_change``, ``normal_change`` and ``gap_closed`` (see :func:`verdict`) and each
+    metric: ``{"mean": …, "sd": …, "values": [one per run]}``; ``sd`` is NaN for a single run. Also
+    ``lowlight_all_better`` / ``normal_within_tolerance``: in how many runs the verdict held.
+    """
+    if not runs:
+        raise ValueError("runs: need at least one run to summarize")
+    verdicts = [verdict(r) for r in runs]
+    out: dict[str, Any] = {"seeds": [r.get("config", {}).get("seed") for r in runs], "n": len(runs)}
+    for key in ("lowlight_change", "normal_change", "gap_closed"):
+        out[key] = {}
+        for k in METRICS:
+            vals = np.array([v[key][k] for v in verdicts], dtype=float)
+            out[key][k] = {
+                "mean": float(vals.mean()),
+                "sd": float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
+                "values": vals.tolist(),
+            }
+    out["lowlight_all_better"] = sum(bool(v["lowlight_all_better"]) for v in verdicts)
+    out["normal_within_tolerance"] = sum(bool(v["normal_within_tolerance"]) for v in verdicts)
+    return out
+
+
+def format_mean_sd(d: dict, share: bool = False) -> str:
+    """``{"mean": -0.15, "sd": 0.021}`` → ``'-15% ± 2'`` (sd in percentage points; left out when NaN/None).
+
+    ``share=True`` formats a share (``'57% ± 9'``) instead of a signed change.
+    """
+    fmt = _share if share else format_change
+    sd = _num(d["sd"])
+    return fmt(_num(d["mean"])) + (f" ± {abs(sd) * 100:.0f}" if math.isfinite(sd) else "")
+
+
+def render_seeds(summary: dict) -> str:
+    """``seeds.md``: the relative changes of every seed, then their mean ± standard deviation."""
+
+    n = summary["n"]
+    lines = [
+        "# The experiment repeated with different seeds",
+        "",
+        f"{n} runs of the same preset that differ only in the seed (training data, initialisation, batch "
+        "order, simulator draws during training); the test sets are the same in every run. Relative changes of "
+        "the fine-tuned model against its own baseline; mean ± sample standard deviation in percentage points.",
+        "",
+    ]
+    for title, key, share in (
+        ("Low light: fine-tuned vs baseline", "lowlight_change", False),
+        ("Normal light: fine-tuned vs baseline", "normal_change", False),
+        (
+            "Share of the low-light gap closed (see report.md, 'How much was there to gain?')",
+            "gap_closed",
+            True,
+        ),
+    ):
+        fmt = _share if share else format_change
+        lines += [f"## {title}", "", "| seed | " + " | ".join(METRIC_TITLES[k] for k in METRICS) + " |"]
+        lines.append("|---|" + "---:|" * len(METRICS))
+        for i, seed in enumerate(summary["seeds"]):
+            lines.append(
+                f"| {seed} | " + " | ".join(fmt(_num(summary[key][k]["values"][i])) for k in METRICS) + " |"
+            )
+        lines.append(
+            "| **mean ± sd** | " + " | ".join(format_mean_sd(summary[key][k], share) for k in METRICS) + " |"
+        )
+        lines.append("")
+    lines += [
+        f"- Fine-tuned better in low light on all four metrics in {summary['lowlight_all_better']} of {n} runs.",
+        f"- Normal light within {NORMAL_TOLERANCE:.0%} of the baseline on every metric in "
+        f"{summary['normal_within_tolerance']} of {n} runs.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run_seeds(
+    preset: str | Preset,
+    seeds: Sequence[int],
+    out: str | os.PathLike,
+    *,
+    ablation: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+    log=print,
+) -> dict[str, Any]:
+    """:func:`run_experiment` once per seed into ``out/seed<k>/``, then ``seeds.md`` / ``seeds.json`` in ``out``."""
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise ValueError(f"seeds: need distinct seeds, got {list(seeds)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for s in seeds:
+        if log:
+            log(f"seed {s} ({len(runs) + 1} of {len(seeds)})")
+        runs.append(
+            run_experiment(
+                get_preset(preset, seed=int(s)),
+                out / f"seed{s}",
+                ablation=ablation,
+                device=device,
+                progress=progress,
+                log=log,
+            )
+        )
+    summary = summarize_seeds(runs)
+    summary["preset"] = runs[0]["preset"]
+    summary["device"] = runs[0]["device"]
+    summary["seconds"] = [r["seconds"] for r in runs]
+    write_json(out / "seeds.json", summary)
+    (out / "seeds.md").write_text(render_seeds(summary), encoding="utf-8")
+    return summary

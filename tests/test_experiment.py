@@ -200,6 +200,83 @@ def test_verdict_and_report_say_what_the_numbers_say():
     assert "| **ours: relative change** | -50% | +25% | -25% | -44% |" in text
 
 
+def test_headroom_uses_the_normal_light_baseline_as_reference():
+    v = ex.verdict(_results())
+    # SAD: baseline 20 in the dark, 10 in daylight, fine-tuned 5 in the dark
+    assert v["lowlight_penalty"]["sad"] == pytest.approx(1.0)
+    assert v["reference_change"]["sad"] == pytest.approx(-0.5)
+    assert v["gap_closed"]["sad"] == pytest.approx(1.5)
+    # MSE: low light does not hurt the baseline (0.02 both): no gap to close
+    assert math.isnan(v["gap_closed"]["mse"])
+    text = ex.render_report(_results())
+    assert "| share of the gap closed | n/a | 150% |" in text
+    assert "| change that would reach the normal-light reference | 0% | -50% |" in text
+
+
+def test_seed_summary_gives_mean_and_sd_of_every_change():
+    a, b = _results(low_ft_sad=5.0), _results(low_ft_sad=15.0, normal_ft_sad=11.0)
+    a["config"], b["config"] = {"seed": 0}, {"seed": 1}
+    s = ex.summarize_seeds([a, b])
+    assert s["seeds"] == [0, 1] and s["n"] == 2
+    assert s["lowlight_change"]["sad"]["values"] == pytest.approx([-0.75, -0.25])
+    assert s["lowlight_change"]["sad"]["mean"] == pytest.approx(-0.5)
+    assert s["lowlight_change"]["sad"]["sd"] == pytest.approx(np.std([-0.75, -0.25], ddof=1))
+    assert s["lowlight_all_better"] == 2 and s["normal_within_tolerance"] == 1
+    text = ex.render_seeds(s)
+    assert "| **mean ± sd** | -50% ± 0 | -50% ± 35 |" in text
+    assert "in 1 of 2 runs" in text
+    # written as JSON (NaN -> null) and rendered again, as tools/record_results.py does
+    from lowlight_matting.evaluate import to_jsonable
+
+    again = ex.render_seeds(json.loads(json.dumps(to_jsonable(s))))
+    assert again == text and "| **mean ± sd** | n/a |" in again
+    single = ex.summarize_seeds([a])
+    assert math.isnan(single["lowlight_change"]["sad"]["sd"])
+    with pytest.raises(ValueError, match="runs"):
+        ex.summarize_seeds([])
+
+
+def test_demo_with_several_seeds_runs_each_and_summarizes(tmp_path):
+    from lowlight_matting.cli import main
+
+    out = tmp_path / "seeds"
+    threads = torch.get_num_threads()
+    try:
+        args = ["demo", "--preset", "fast", "--out", str(out), "--device", "cpu", "--threads", "1", "--quiet"]
+        assert main([*args, "--seed", "5", "5"]) == 2  # repeated seed refused before any work
+        assert not out.exists()
+        assert main([*args, "--seed", "5", "6"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    summary = json.loads((out / "seeds.json").read_text())
+    assert summary["seeds"] == [5, 6] and "mean ± sd" in (out / "seeds.md").read_text()
+    runs = [json.loads((out / f"seed{k}" / "results.json").read_text()) for k in (5, 6)]
+    assert [r["config"]["seed"] for r in runs] == [5, 6]
+    assert (out / "seed5" / "finetuned.pt").is_file()
+    # the seed reaches the training: the two baselines differ, the test sets are the same
+    assert runs[0]["lowlight"]["baseline"] != runs[1]["lowlight"]["baseline"]
+    assert runs[0]["config"]["test_seed"] == runs[1]["config"]["test_seed"]
+    manifest = json.loads((out / demo.MARKER).read_text())
+    assert "seed6/report.md" in manifest["files"] and "seeds.md" in manifest["files"]
+
+
+def test_ablation_end_to_end_its_full_recipe_is_the_main_fine_tune(tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        r = ex.run_experiment("fast", tmp_path, ablation=True, device="cpu", progress=False, log=None)
+    finally:
+        torch.set_num_threads(threads)
+    a = json.loads((tmp_path / "ablation.json").read_text())
+    assert [v["variant"] for v in a["variants"]] == [name for name, _ in ex.ABLATIONS]
+    full = a["variants"][0]
+    for light in ("lowlight", "normal"):
+        assert full[light] == pytest.approx(r[light]["finetuned"], rel=1e-6), light
+        assert a["baseline"][light] == pytest.approx(r[light]["baseline"], rel=1e-6)
+    text = (tmp_path / "ablation.md").read_text()
+    assert all(f"| {name} |" in text for name, _ in ex.ABLATIONS)
+
+
 def test_ablation_table_lists_every_variant_with_changes():
     base = {
         "lowlight": {"sad": 20.0, "mse": 0.02, "grad": 4.0, "conn": 10.0},
@@ -245,6 +322,43 @@ def test_presets_and_overrides():
         ex.get_preset("huge")
     with pytest.raises(ValueError, match="unknown preset fields"):
         ex.get_preset("fast", sise=32)
+
+
+def test_gpu_presets_run_end_to_end_when_shrunk(tmp_path):
+    """The GPU presets' own encoder, LLIE, stage specs and channels-last path, at toy size on the CPU.
+
+    Nothing here needs a GPU: a preset whose freeze spec does not fit its encoder, or whose model cannot be
+    built, fails now instead of minutes into a GPU run. ``full`` differs from ``gpu`` only in sizes and
+    learning rates.
+    """
+    name = "gpu"
+    gpu, full = ex.PRESETS["gpu"], ex.PRESETS["full"]
+    assert (full.encoder, full.llie) == (gpu.encoder, gpu.llie)
+    assert [s.freeze for s in full.stages] == [s.freeze for s in gpu.stages]
+    p = ex.get_preset(
+        name,
+        size=64,
+        n_train=4,
+        n_val=2,
+        n_test=2,
+        batch_size=2,
+        eval_batch=2,
+        baseline_steps=1,
+        warmup_steps=1,
+        stages=ex.article_stages(3, lrs=[s.lr for s in ex.PRESETS[name].stages]),
+        workers=0,
+        n_vis=1,
+    )
+    assert p.encoder == ex.PRESETS[name].encoder and p.channels_last and p.amp
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        r = ex.run_experiment(p, tmp_path / name, device="cpu", progress=False, log=None)
+    finally:
+        torch.set_num_threads(threads)
+    assert r["config"]["encoder"] == ex.PRESETS[name].encoder
+    assert [h["stage"] for h in r["history"]["finetune"]] == [s.name for s in p.stages]
+    assert all(math.isfinite(v) for v in r["lowlight"]["finetuned"].values())
 
 
 def test_article_stages_keep_the_10_20_30_ratio():
@@ -333,6 +447,23 @@ def test_finetune_model_starts_from_the_baseline_with_an_identity_llie():
     x = torch.rand(2, 3, 32, 32)
     with torch.inference_mode():
         assert torch.allclose(model.eval()(x), base.eval()(x), atol=1e-5)
+
+
+def test_models_are_built_from_the_preset_seed_whatever_ran_before():
+    p = ex.PRESETS["fast"]
+    base = ex.build_baseline(p)
+    a = ex.build_finetune_model(p, base.state_dict(), llie=True)
+    torch.rand(1000)  # other work consuming the global generator must not change the next model
+    b = ex.build_finetune_model(p, base.state_dict(), llie=True)
+    assert all(
+        torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
+    assert all(
+        torch.equal(x, y)
+        for x, y in zip(base.state_dict().values(), ex.build_baseline(p).state_dict().values(), strict=True)
+    )
+    other = ex.build_baseline(ex.get_preset("fast", seed=1))
+    assert not torch.equal(other.head.coarse.weight, base.head.coarse.weight)  # the seed matters
 
 
 def test_parallel_data_generation_gives_the_same_items_in_order():

@@ -48,6 +48,15 @@ def add_arguments(parser) -> None:
         help="also fine-tune with each ingredient removed in turn (7 fine-tunes; the gpu preset is recommended)",
     )
     parser.add_argument(
+        "--seed",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="training seed (default: the preset's, 0). Several seeds run the experiment once each into "
+        "OUT/seed<N>/ and write OUT/seeds.md with the mean and standard deviation of the changes",
+    )
+    parser.add_argument(
         "--device", default="auto", help="auto (default: cuda when available), cpu, cuda, cuda:1 ..."
     )
     parser.add_argument(
@@ -151,6 +160,10 @@ def remove_stale_staging(out: Path) -> list[Path]:
 
 def run(args) -> int:
     out = Path(args.out)
+    seeds = args.seed or []
+    if len(set(seeds)) != len(seeds):
+        print(f"lowlight-matting demo: --seed: repeated seed in {seeds}", file=sys.stderr)
+        return 2
     try:
         state = check_output_folder(out, args.overwrite)
     except OutputFolderError as e:
@@ -159,7 +172,13 @@ def run(args) -> int:
 
     import torch
 
-    from lowlight_matting.experiment import resolve_device, run_experiment
+    from lowlight_matting.experiment import (
+        format_mean_sd,
+        get_preset,
+        resolve_device,
+        run_experiment,
+        run_seeds,
+    )
 
     try:
         device = resolve_device(args.device)
@@ -181,9 +200,15 @@ def run(args) -> int:
     except ValueError:  # not the main thread: leave signals alone
         previous_handler = None
     try:
-        results = run_experiment(
-            args.preset, staging, ablation=args.ablation, device=device, progress=not args.quiet
-        )
+        if len(seeds) > 1:
+            summary = run_seeds(
+                args.preset, seeds, staging, ablation=args.ablation, device=device, progress=not args.quiet
+            )
+        else:
+            preset = get_preset(args.preset, seed=seeds[0]) if seeds else args.preset
+            results = run_experiment(
+                preset, staging, ablation=args.ablation, device=device, progress=not args.quiet
+            )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if state == "previous":
@@ -197,6 +222,16 @@ def run(args) -> int:
             signal.signal(signal.SIGTERM, previous_handler)
     if state == "previous":
         print(f"replacing the previous demo run in {out}")
+    if len(seeds) > 1:
+        install_run(
+            staging, out, {"preset": summary["preset"], "seeds": seeds, "seconds": summary["seconds"]}
+        )
+        print(f"\nwrote {out}/seeds.md, seeds.json and one run per seed in {out}/seed<N>/")
+        for light in ("lowlight", "normal"):
+            ch = summary[f"{light}_change"]
+            text = ", ".join(f"{k.upper()} {format_mean_sd(ch[k])}" for k in ch)
+            print(f"{'low' if light == 'lowlight' else 'normal'} light, fine-tuned vs baseline: {text}")
+        return 0
     install_run(staging, out, {"preset": results["preset"], "seconds": results["seconds"]})
     v = results["verdict"]
     print(f"\nwrote {out}/report.md, results.json, figures and checkpoints in {results['seconds']:.0f} s")
