@@ -243,3 +243,27 @@ def test_names_pass_through_the_low_light_wrapper():
     pairs = LowLightPairs(items, simulator=LowLightSimulator(seed=0), seed=0)
     recs = E.evaluate_models({"half": Const(0.5)}, pairs, "dark", progress=False)
     assert [r["name"] for r in recs] == ["img0", "img1"]
+
+
+def test_bootstrap_interval_of_a_relative_change():
+    from lowlight_matting.evaluate import bootstrap_relative_change
+
+    # every image halves its error: every resample gives exactly -50 %
+    lo, hi = bootstrap_relative_change([2.0, 4.0, 6.0, 1.0], [1.0, 2.0, 3.0, 0.5])
+    assert lo == pytest.approx(-0.5) and hi == pytest.approx(-0.5)
+    g = np.random.default_rng(0)
+    before = g.gamma(2.0, 1.0, 200)
+    after = before * (0.8 + 0.1 * g.standard_normal(200))  # about -20 %, noisy per image
+    lo, hi = bootstrap_relative_change(before, after, seed=3)
+    point = (after.mean() - before.mean()) / before.mean()
+    assert lo < point < hi and hi - lo < 0.1
+    assert (lo, hi) == bootstrap_relative_change(before, after, seed=3)  # seeded: repeatable
+    lo99, hi99 = bootstrap_relative_change(before, after, seed=3, level=0.99)
+    assert lo99 <= lo and hi <= hi99
+    # pairing: images that differ wildly in difficulty, each improved by 10 % -> exactly -10 %, no spread
+    wild = g.gamma(0.5, 10.0, 50) + 1
+    assert bootstrap_relative_change(wild, 0.9 * wild) == pytest.approx((-0.1, -0.1))
+    with pytest.raises(ValueError, match="same non-zero length"):
+        bootstrap_relative_change([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_relative_change([1.0], [1.0], level=1.5)

@@ -58,6 +58,9 @@ def test_results_json_has_the_issue_shape_with_finite_numbers(fast_run):
             assert all(math.isfinite(v) and v >= 0 for v in r[light][model].values())
             assert set(r["unknown_region"][light][model]) == METRIC_KEYS
             assert all(math.isfinite(v) for v in r["unknown_region"][light][model].values())
+            # per-image values kept, one per test image, so the report can give intervals
+            assert all(len(r["per_image"][light][model][k]) == r["n_test"] for k in METRIC_KEYS)
+        assert set(r["verdict"][f"{light}_ci"]) == METRIC_KEYS
     assert r["preset"] == "fast"
     assert r["device"].startswith("cpu")
     assert r["seconds"] > 0
@@ -211,6 +214,25 @@ def test_headroom_uses_the_normal_light_baseline_as_reference():
     text = ex.render_report(_results())
     assert "| share of the gap closed | n/a | 150% |" in text
     assert "| change that would reach the normal-light reference | 0% | -50% |" in text
+
+
+def test_report_gives_bootstrap_intervals_when_per_image_values_are_kept():
+    r = _results()
+    assert "lowlight_ci" not in ex.verdict(r) and "95 % interval of our change" not in ex.render_report(r)
+    g = np.random.default_rng(1)
+    base = g.gamma(2.0, 0.1, 40)
+    r["per_image"] = {
+        light: {
+            "baseline": {k: base.tolist() for k in ex.METRICS},
+            "finetuned": {k: (base * f).tolist() for k in ex.METRICS},
+        }
+        for light, f in (("lowlight", 0.5), ("normal", 1.0))
+    }
+    v = ex.verdict(r)
+    assert v["lowlight_ci"]["sad"] == pytest.approx([-0.5, -0.5])
+    assert v["normal_ci"]["mse"] == pytest.approx([0.0, 0.0])
+    text = ex.render_report(r)
+    assert "| 95 % interval of our change (paired bootstrap over the ? test images) | [-50%, -50%] |" in text
 
 
 def test_seed_summary_gives_mean_and_sd_of_every_change():
