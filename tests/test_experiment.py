@@ -313,6 +313,16 @@ def test_ablation_table_lists_every_variant_with_changes():
     ]
     text = ex.render_ablation(rows, base)
     assert "| full recipe | 0.0100 | 10.00 | 2.00 | 5.00 | -50% | -50% | -50% | -50% |" in text
+    assert "against the full recipe" not in text  # no per-image values: no intervals
+    # with per-image values: each variant against the full recipe, paired over the same images
+    g = np.random.default_rng(0)
+    imgs = g.gamma(2.0, 1.0, 30)
+    per = {light: {k: imgs.tolist() for k in ex.METRICS} for light in ("lowlight", "normal")}
+    worse = {light: {k: (1.2 * imgs).tolist() for k in ex.METRICS} for light in ("lowlight", "normal")}
+    rows = [dict(rows[0], per_image=per), dict(rows[0], variant="no LLIE", per_image=worse)]
+    text = ex.render_ablation(rows, base)
+    assert "## Each variant against the full recipe" in text
+    assert "| no LLIE | +20% [+20%, +20%] | +20% [+20%, +20%] |" in text
 
 
 def test_loss_curve_and_comparison_figures(tmp_path):
