@@ -1283,6 +1283,14 @@ def _device_name(device: str) -> str:
     return f"cpu ({cpu}, {torch.get_num_threads()} threads)"
 
 
+def _per_image_values(ev: dict) -> dict[str, dict[str, list[float]]]:
+    """Whole-image metrics of every test image from an :func:`evaluate` result: ``{light: {metric: [...]}}``."""
+    return {
+        light: {k: [float(m[k]) for m in ev[light]["whole"]["per_image"]] for k in METRICS}
+        for light in ("lowlight", "normal")
+    }
+
+
 def _three(ev: dict, key: str) -> dict:
     return {light: ev[light][key]["mean"] for light in ("lowlight", "normal")}
 
@@ -1379,12 +1387,9 @@ def run_experiment(
         light: {"baseline": ev_base[light]["whole"]["mean"], "finetuned": ev_ft[light]["whole"]["mean"]}
         for light in ("lowlight", "normal")
     }
+    per_base, per_ft = _per_image_values(ev_base), _per_image_values(ev_ft)
     results["per_image"] = {
-        light: {
-            model: {k: [float(m[k]) for m in ev[light]["whole"]["per_image"]] for k in METRICS}
-            for model, ev in (("baseline", ev_base), ("finetuned", ev_ft))
-        }
-        for light in ("lowlight", "normal")
+        light: {"baseline": per_base[light], "finetuned": per_ft[light]} for light in ("lowlight", "normal")
     }
     results["unknown_region"] = {
         light: {"baseline": ev_base[light]["unknown"]["mean"], "finetuned": ev_ft[light]["unknown"]["mean"]}
@@ -1484,10 +1489,7 @@ def run_ablation(
                 "lowlight": ev["lowlight"]["whole"]["mean"],
                 "normal": ev["normal"]["whole"]["mean"],
                 "unknown_region": {k: ev[k]["unknown"]["mean"] for k in ("lowlight", "normal")},
-                "per_image": {
-                    light: {k: [float(m[k]) for m in ev[light]["whole"]["per_image"]] for k in METRICS}
-                    for light in ("lowlight", "normal")
-                },
+                "per_image": _per_image_values(ev),
             }
         )
         if log:
@@ -1607,10 +1609,15 @@ def run_seeds(
                 log=log,
             )
         )
+    return write_seeds(runs, out)
+
+
+def write_seeds(runs: Sequence[dict], out: str | os.PathLike) -> dict[str, Any]:
+    """:func:`summarize_seeds` of ``runs`` (with their preset, device and durations) as ``seeds.json`` and
+    ``seeds.md`` in the folder ``out``; returns the summary."""
+    out = Path(out)
     summary = summarize_seeds(runs)
-    summary["preset"] = runs[0]["preset"]
-    summary["device"] = runs[0]["device"]
-    summary["seconds"] = [r["seconds"] for r in runs]
+    summary.update(preset=runs[0]["preset"], device=runs[0]["device"], seconds=[r["seconds"] for r in runs])
     write_json(out / "seeds.json", summary)
     (out / "seeds.md").write_text(render_seeds(summary), encoding="utf-8")
     return summary

@@ -56,13 +56,8 @@ def record(run_dirs: list[Path], out: Path) -> list[Path]:
         (out / "ablation.md").write_text(ex.render_ablation(a["variants"], a["baseline"]), encoding="utf-8")
         written.append(out / "ablation.md")
     if len(runs) > 1:
-        summary = ex.summarize_seeds(runs)
-        summary.update(
-            preset=runs[0]["preset"], device=runs[0]["device"], seconds=[r["seconds"] for r in runs]
-        )
-        written.append(ex.write_json(out / "seeds.json", summary))
-        (out / "seeds.md").write_text(ex.render_seeds(_load(out / "seeds.json")), encoding="utf-8")
-        written.append(out / "seeds.md")
+        ex.write_seeds(runs, out)
+        written += [out / "seeds.json", out / "seeds.md"]
     return written
 
 
