@@ -18,10 +18,16 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "simulate": (
+    "color": (
         "srgb_to_linear",
         "linear_to_srgb",
+        "luminance",
         "mean_luminance",
+        "is_dark",
+        "DARK_THRESHOLD",
+        "composite",
+    ),
+    "simulate": (
         "simulate_low_light",
         "add_sensor_noise",
         "LowLightSimulator",
@@ -37,7 +43,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "LowLightPairs",
         "collate_matting",
         "load_samples",
-        "composite",
         "alpha_statistics",
     ),
     "models": (

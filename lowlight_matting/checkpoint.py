@@ -20,11 +20,12 @@ Keys (all but ``model`` and ``model_config`` optional):
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from lowlight_matting.io import atomic_write
 
 FORMAT = "lowlight-matting/1"
 
@@ -38,19 +39,8 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 
     An interrupted save never leaves a truncated checkpoint behind.
     """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     data = {"format": FORMAT, **payload}
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(data, tmp)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return p
+    return atomic_write(path, lambda tmp: torch.save(data, tmp))
 
 
 def load_checkpoint(

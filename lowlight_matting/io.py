@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import cv2
@@ -121,19 +121,48 @@ def read_alpha(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(_to_unit_float(a))
 
 
-def _atomic_write_bytes(path: Path, data: bytes, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(
+    path: str | os.PathLike,
+    data: bytes | str | Callable[[str], None],
+    *,
+    overwrite: bool = True,
+) -> Path:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, then a rename over.
+
+    The one atomic writer of the package (images, checkpoints, weights, CSV, JSON, Markdown): an interrupted
+    write never leaves a truncated file behind, and a reader never sees a half-written one. ``data``: bytes,
+    text (written as UTF-8, newlines untouched) or a callable that writes the file given the temporary
+    path (``torch.save``, ``safetensors.torch.save_file``). The file gets the permissions a plain ``open``
+    would give it (``0o666`` minus the umask; ``tempfile.mkstemp`` alone makes it ``0600``).
+    ``overwrite=False`` refuses to replace an existing file (:class:`FileExistsError`).
+    """
+    path = Path(path)
+    if not overwrite and path.exists():
         raise FileExistsError(f"{path}: exists already (pass overwrite=True / --overwrite to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        if callable(data):
+            os.close(fd)
+            data(tmp)
+        else:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.chmod(tmp, 0o666 & ~_umask())
+        if not overwrite and path.exists():  # appeared while we wrote
+            raise FileExistsError(f"{path}: exists already (pass overwrite=True / --overwrite to replace it)")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return path
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False) -> Path:
@@ -154,7 +183,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = Fa
     ok, enc = cv2.imencode(p.suffix.lower() or ".png", np.ascontiguousarray(a))
     if not ok:
         raise ValueError(f"{p}: cannot encode an image with suffix {p.suffix!r}")
-    _atomic_write_bytes(p, enc.tobytes(), overwrite)
+    atomic_write(p, enc.tobytes(), overwrite=overwrite)
     return p
 
 
@@ -186,3 +215,28 @@ def list_images(inputs: Iterable[str | os.PathLike], recursive: bool = False) ->
             seen.add(p)
             unique.append(p)
     return unique
+
+
+def to_jsonable(x):
+    """``x`` with NumPy/torch scalars and arrays as plain Python values and non-finite floats as ``None``
+    (JSON has no NaN); dict keys become strings."""
+    import math
+
+    if isinstance(x, dict):
+        return {str(k): to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_jsonable(v) for v in x]
+    if hasattr(x, "tolist") and not isinstance(x, (str, bytes)):  # numpy arrays/scalars, torch tensors
+        return to_jsonable(x.tolist())
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def write_json(path: str | os.PathLike, obj) -> Path:
+    """Write ``obj`` (through :func:`to_jsonable`) as indented UTF-8 JSON, atomically."""
+    import json
+
+    return atomic_write(path, json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False) + "\n")

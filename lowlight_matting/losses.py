@@ -26,9 +26,16 @@ Where the article was wrong, and what we do instead:
   the whole batch (a dark image in a bright batch gets the bright weight) and ``.item()`` forces the CPU to
   wait for the GPU at every step. :func:`dynamic_edge_weight` returns a ``(B,)`` tensor on the input's
   device, built from tensor operations only, so nothing waits.
-- its Sobel kernels are rebuilt and copied to the device on every call; we use :func:`kornia.filters.sobel`
-  (the article's ``sqrt(gx^2 + gy^2 + eps)`` with the eps inside the root, which keeps the gradient finite
-  where the matte is flat).
+- its Sobel kernels are rebuilt and copied to the device on every call; we use
+  :func:`kornia.filters.spatial_gradient` with the same *unnormalised* kernels (``[-1, 0, 1]`` x
+  ``[1, 2, 1]``), so :math:`\mathcal{L}_{edge}` is the article's formula and its weights 1.5 / 3.0 mean what
+  they meant there. (``kornia.filters.sobel(normalized=True)`` divides each kernel by 8, which makes the
+  squared term 64x smaller and the edge weights all but meaningless; an earlier version of this module
+  did that.) Borders are padded by replication, not the article's zeros, so a matte that touches the
+  image border has no fake edge there.
+- its brightness was the plain channel mean of gamma-encoded values; here "dark" is the package's one
+  definition, :data:`lowlight_matting.color.DARK_THRESHOLD` on the mean linear luminance (the article's 0.3,
+  moved to linear light).
 
 Example:
     >>> import torch
@@ -50,6 +57,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lowlight_matting.color import DARK_THRESHOLD, mean_luminance
+
 __all__ = [
     "AlphaL1Loss",
     "AlphaMSELoss",
@@ -63,14 +72,11 @@ __all__ = [
     "composition_loss",
     "dynamic_edge_weight",
     "laplacian_loss",
-    "luminance",
     "sobel_edge_loss",
     "ssim_loss",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
-# ITU-R BT.601 luma weights, as kornia.color.rgb_to_grayscale uses.
-_LUMA = (0.299, 0.587, 0.114)
 
 
 # ----------------------------------------------------------------------------------------------- checks
@@ -186,8 +192,10 @@ def ssim_loss(pred: Tensor, target: Tensor, window_size: int = 11, reduction: st
     Computed by :func:`kornia.metrics.ssim` (per-pixel map), averaged per sample.
 
     Args:
-        window_size: side of the Gaussian window (odd). Images smaller than it are still handled
-            (kornia pads with "same" padding).
+        window_size: side of the Gaussian window (odd). For an image with a side smaller than the window,
+            the window shrinks to the largest odd size that fits (``min(H, W)`` or one less; 1 for a 1-2
+            pixel side, where SSIM compares the pixel values only): kornia pads by reflection, which needs
+            a padding smaller than the side.
 
     Example:
         >>> x = torch.rand(1, 1, 32, 32)
@@ -196,35 +204,49 @@ def ssim_loss(pred: Tensor, target: Tensor, window_size: int = 11, reduction: st
     """
     _check_pair(pred, target)
     _check_reduction(reduction)
+    loss = (1.0 - ssim_map(pred, target, window_size)).clamp(min=0.0) / 2.0
+    return _reduce(_per_sample_mean(loss), reduction)
+
+
+def _fit_window(window_size: int, height: int, width: int) -> int:
+    """The largest odd window <= ``window_size`` whose reflection padding fits the image (pad < side)."""
+    side = min(height, width)
+    return max(1, min(window_size, side if side % 2 else side - 1))
+
+
+def ssim_map(pred: Tensor, target: Tensor, window_size: int = 11) -> Tensor:
+    """The per-pixel SSIM map ``(B, 1, H, W)`` (1 where the two mattes agree locally); see :func:`ssim_loss`."""
+    _check_pair(pred, target)
     if window_size < 1 or window_size % 2 == 0:
         raise ValueError(f"window_size must be a positive odd integer, got {window_size}")
     with _no_autocast(pred):
         p, t = _f32(pred, target)
-        ssim_map = kornia.metrics.ssim(p, t, window_size, max_val=1.0)
-        loss = (1.0 - ssim_map).clamp(min=0.0) / 2.0
-        return _reduce(_per_sample_mean(loss), reduction)
-
-
-def ssim_map(pred: Tensor, target: Tensor, window_size: int = 11) -> Tensor:
-    """The per-pixel SSIM map ``(B, 1, H, W)`` (1 where the two mattes agree locally); for plots."""
-    _check_pair(pred, target)
-    with _no_autocast(pred):
-        p, t = _f32(pred, target)
-        return kornia.metrics.ssim(p, t, window_size, max_val=1.0)
+        return kornia.metrics.ssim(p, t, _fit_window(window_size, *p.shape[-2:]), max_val=1.0)
 
 
 # ------------------------------------------------------------------------------------------------- edges
 def sobel_magnitude(alpha: Tensor, eps: float = 1e-6) -> Tensor:
     r"""Sobel gradient magnitude :math:`\sqrt{g_x^2 + g_y^2 + \epsilon}` of a matte, ``(B, 1, H, W)``.
 
-    :func:`kornia.filters.sobel` with L1-normalised kernels (a unit ramp has magnitude about 1). The
-    ``eps`` inside the root keeps :math:`\partial / \partial g = g / \sqrt{g^2 + \epsilon}` finite where the
-    matte is flat (:math:`g = 0`); without it the gradient there is 0/0 = NaN.
+    :math:`g_x = S_x * \alpha`, :math:`g_y = S_y * \alpha` with the article's unnormalised kernels
+
+    .. math:: S_x = \begin{pmatrix} -1 & 0 & 1 \\ -2 & 0 & 2 \\ -1 & 0 & 1 \end{pmatrix}, \qquad S_y = S_x^\top,
+
+    so a sharp 0 -> 1 step has magnitude 4 on both sides of the boundary and a unit-slope ramp 8
+    (:func:`kornia.filters.spatial_gradient` with ``normalized=False``; borders replicated). The ``eps``
+    inside the root keeps :math:`\partial / \partial g = g / \sqrt{g^2 + \epsilon}` finite where the matte is
+    flat (:math:`g = 0`); without it the gradient there is 0/0 = NaN.
+
+    Example:
+        >>> a = torch.zeros(1, 1, 5, 6); a[..., 3:] = 1
+        >>> sobel_magnitude(a)[0, 0, 2, 1:5].round().tolist()
+        [0.0, 4.0, 4.0, 0.0]
     """
     _check_alpha("alpha", alpha)
     with _no_autocast(alpha):
         (a,) = _f32(alpha)
-        return kornia.filters.sobel(a, normalized=True, eps=eps)
+        g = kornia.filters.spatial_gradient(a, mode="sobel", order=1, normalized=False)  # (B, 1, 2, H, W)
+        return torch.sqrt(g[:, :, 0] ** 2 + g[:, :, 1] ** 2 + eps)
 
 
 def sobel_edge_loss(pred: Tensor, target: Tensor, eps: float = 1e-6, reduction: str = "mean") -> Tensor:
@@ -233,7 +255,9 @@ def sobel_edge_loss(pred: Tensor, target: Tensor, eps: float = 1e-6, reduction: 
     .. math::
 
         \mathcal{L}_{edge} = \frac{1}{HW} \sum_p \big(|\nabla \hat\alpha|_p - |\nabla \alpha|_p\big)^2,
-        \qquad |\nabla x| = \sqrt{(S_x * x)^2 + (S_y * x)^2 + \epsilon}.
+        \qquad |\nabla x| = \sqrt{(S_x * x)^2 + (S_y * x)^2 + \epsilon}
+
+    with the unnormalised Sobel kernels of :func:`sobel_magnitude` (the article's ``EdgeAwareLoss``).
 
     It is zero when the outlines agree and large where the predicted boundary is blurred, missing, or
     misplaced -- the hair and fur strands that low light erodes first.
@@ -248,10 +272,7 @@ def sobel_edge_loss(pred: Tensor, target: Tensor, eps: float = 1e-6, reduction: 
     if eps <= 0:
         raise ValueError(f"eps must be > 0 (it keeps the gradient at flat regions finite), got {eps}")
     with _no_autocast(pred):
-        p, t = _f32(pred, target)
-        diff = kornia.filters.sobel(p, normalized=True, eps=eps) - kornia.filters.sobel(
-            t, normalized=True, eps=eps
-        )
+        diff = sobel_magnitude(pred, eps) - sobel_magnitude(target, eps)
         return _reduce(_per_sample_mean(diff**2), reduction)
 
 
@@ -334,8 +355,8 @@ def laplacian_loss(pred: Tensor, target: Tensor, levels: int = 5, reduction: str
 
         \mathcal{L}_{lap} = \sum_{k=0}^{K-1} 2^{k} \, \frac{1}{H_k W_k} \sum_p |L_k(\hat\alpha)_p - L_k(\alpha)_p|.
 
-    From "Disentangled Image Matting" / "Context-Aware Image Matting" (Hou & Liu, ICCV 2019), used by
-    FBA Matting and MODNet's successors: the coarse levels (weighted up) care about the overall shape, the
+    From "Context-Aware Image Matting for Simultaneous Foreground and Alpha Estimation" (Hou & Liu, ICCV
+    2019), also used by FBA Matting (Forte & Pitié, 2020): the coarse levels (weighted up) care about the overall shape, the
     fine levels about the boundary detail.
 
     Example:
@@ -355,33 +376,20 @@ def laplacian_loss(pred: Tensor, target: Tensor, levels: int = 5, reduction: str
 
 
 # -------------------------------------------------------------------------------------- dynamic weighting
-def luminance(image: Tensor) -> Tensor:
-    r"""Mean luma per sample, ``(B,)``: :math:`\bar Y = \frac{1}{HW}\sum_p (0.299 R + 0.587 G + 0.114 B)_p`
-    of an sRGB image ``(B, 3, H, W)`` in ``[0, 1]`` (ITU-R BT.601 weights; ``(B, 1, H, W)`` grey works too)."""
-    if not isinstance(image, Tensor):
-        raise TypeError(f"image must be a torch.Tensor, got {type(image).__name__}")
-    if image.ndim != 4 or image.shape[1] not in (1, 3):
-        raise ValueError(f"image must have shape (B, 3, H, W) or (B, 1, H, W), got {tuple(image.shape)}")
-    with _no_autocast(image):
-        (x,) = _f32(image)
-        if x.shape[1] == 3:
-            w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-            x = (x * w).sum(dim=1, keepdim=True)
-        return x.flatten(1).mean(dim=1)
-
-
 def dynamic_edge_weight(
     image: Tensor,
     low: float = 3.0,
     high: float = 1.5,
-    threshold: float = 0.3,
+    threshold: float = DARK_THRESHOLD,
     smooth: bool = False,
-    temperature: float = 0.05,
+    temperature: float = 0.02,
 ) -> Tensor:
     r"""Per-sample edge-loss weight from the input's brightness: larger for darker images.
 
     Hard (the article's rule): :math:`w_b = \text{low}` if :math:`\bar Y_b < \text{threshold}` else
-    :math:`\text{high}`. Smooth: a sigmoid ramp between the two, so the weight does not jump when a sample's
+    :math:`\text{high}`, with :math:`\bar Y_b` the mean linear luminance of sample :math:`b`
+    (:func:`lowlight_matting.color.mean_luminance`) and the threshold the package's one meaning of "dark",
+    :data:`lowlight_matting.color.DARK_THRESHOLD` (the article's 0.3 of gamma-encoded values, in linear light). Smooth: a sigmoid ramp between the two, so the weight does not jump when a sample's
     brightness crosses the threshold,
 
     .. math:: w_b = \text{high} + (\text{low} - \text{high})\,\sigma\!\big((\text{threshold} - \bar Y_b)
@@ -395,18 +403,20 @@ def dynamic_edge_weight(
         image: the network's input, ``(B, 3, H, W)`` sRGB in ``[0, 1]``.
         low: weight for dark samples (below ``threshold``).
         high: weight for bright samples.
-        threshold: mean-luma boundary between "dark" and "bright".
+        threshold: mean-luminance boundary between "dark" and "bright".
         smooth: use the sigmoid ramp instead of the hard step.
-        temperature: width of the smooth ramp in luma units.
+        temperature: width of the smooth ramp in luminance units.
 
     Example:
-        >>> img = torch.stack([torch.full((3, 4, 4), 0.1), torch.full((3, 4, 4), 0.8)])
+        >>> img = torch.stack([torch.full((3, 4, 4), 0.2), torch.full((3, 4, 4), 0.8)])
         >>> dynamic_edge_weight(img).tolist()
         [3.0, 1.5]
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    lum = luminance(image)
+    _check_rgb("image", image)
+    with _no_autocast(image):
+        lum = mean_luminance(image.detach().float())
     if smooth:
         ramp = torch.sigmoid((threshold - lum) / temperature)
         return (high + (low - high) * ramp).detach()
@@ -492,10 +502,9 @@ class MattingLoss(nn.Module):
             + \lambda_{comp}\mathcal{L}^b_{comp} + \lambda_{lap}\mathcal{L}^b_{lap}\Big],
 
     where :math:`w_b` = :func:`dynamic_edge_weight` ``(image, low=dark_edge, high=edge)`` when ``dynamic``
-    (the article: 3.0 for inputs darker than 0.3, 1.5 otherwise), else the constant ``edge``. A weight of 0
-    skips the term (it is not computed). The composition term needs ``fg`` and ``bg``; when a batch has
-    none it is left out (and reported as absent), so one configuration serves datasets with and without
-    known foregrounds.
+    (the article: 3.0 for dark inputs, 1.5 otherwise), else the constant ``edge``. A weight of 0 skips the
+    term (it is not computed). A non-zero ``composition`` weight needs ``fg`` and ``bg`` in every call: a
+    batch without them raises ``ValueError`` instead of silently training without the term.
 
     Returns ``(total, terms)``: ``total`` a scalar to back-propagate, ``terms`` a dict of *detached* scalar
     tensors (each unweighted term, ``edge_weight`` = the batch mean of :math:`w_b`, and ``total``) for
@@ -527,7 +536,7 @@ class MattingLoss(nn.Module):
         l1: float = 0.0,
         dynamic: bool = True,
         dark_edge: float = 3.0,
-        threshold: float = 0.3,
+        threshold: float = DARK_THRESHOLD,
         smooth: bool = False,
         ssim_window: int = 11,
         laplacian_levels: int = 5,
@@ -588,7 +597,13 @@ class MattingLoss(nn.Module):
             t = sobel_edge_loss(pred, target, reduction="none")
             terms["edge"], parts = t, [*parts, ew.to(t.dtype) * t]
             terms["edge_weight"] = ew
-        if w["composition"] and fg is not None and bg is not None:
+        if w["composition"]:
+            if fg is None or bg is None:
+                raise ValueError(
+                    "MattingLoss(composition > 0) needs the foreground and background: call it as "
+                    "loss(pred, target, fg=..., bg=...) with data that has them (fg_alpha_bg folders or "
+                    "synthetic data), or set the composition weight to 0"
+                )
             t = composition_loss(pred, target, fg, bg, reduction="none")
             terms["composition"], parts = t, [*parts, w["composition"] * t]
         if w["laplacian"]:

@@ -2,8 +2,8 @@
 
 Three layers, each usable alone:
 
-* :func:`srgb_to_linear` / :func:`linear_to_srgb` -- the exact sRGB transfer (IEC 61966-2-1), for NumPy arrays
-  and torch tensors alike.
+* :func:`srgb_to_linear` / :func:`linear_to_srgb` -- the exact sRGB transfer (IEC 61966-2-1), defined in
+  :mod:`lowlight_matting.color` and re-exported here.
 * :func:`add_sensor_noise` -- heteroscedastic sensor noise in linear light, ``y = x + n`` with
   ``E[n] = 0`` and ``Var[n] = shot * x + read`` (the Poisson-Gaussian model, in the Gaussian form used by
   Brooks et al. 2019, "Unprocessing Images for Learned Raw Denoising").
@@ -54,92 +54,12 @@ __all__ = [
     "srgb_to_linear",
 ]
 
-# Rec. 709 / sRGB primaries: relative luminance of linear RGB.
-LUMA_709 = (0.2126, 0.7152, 0.0722)
-
-
-def _is_torch(x: Any) -> bool:
-    return type(x).__module__.split(".", 1)[0] == "torch"
-
-
-def _check_float(x: Any, name: str) -> None:
-    """Refuse integer arrays/tensors (a uint8 image passed without dividing by 255)."""
-    if _is_torch(x):
-        bad = not x.is_floating_point()
-    else:
-        bad = isinstance(x, np.ndarray | np.integer) and not np.issubdtype(x.dtype, np.floating)
-    if bad:
-        raise TypeError(
-            f"{name}: expects float values in [0, 1] (divide uint8 images by 255 first), got {x.dtype}"
-        )
-
-
-# ----------------------------------------------------------------------------------------------------
-# sRGB transfer
-# ----------------------------------------------------------------------------------------------------
-
-
-def srgb_to_linear(x):
-    """Exact sRGB decoding (IEC 61966-2-1): ``x / 12.92`` if ``x <= 0.04045`` else ``((x + 0.055) / 1.055) ** 2.4``.
-
-    ``x``: float NumPy array or torch tensor in [0, 1] (values outside are clipped), any shape. Returns the same
-    type, shape and (float) dtype.
-
-    >>> float(srgb_to_linear(np.float32(0.5)))  # doctest: +ELLIPSIS
-    0.2140...
-    """
-    _check_float(x, "srgb_to_linear")
-    if _is_torch(x):
-        import torch
-
-        x = x.clamp(0.0, 1.0)
-        return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-    x = np.clip(np.asarray(x, dtype=np.result_type(x, np.float32)), 0.0, 1.0)
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(x.dtype, copy=False)
-
-
-def linear_to_srgb(y):
-    """Exact sRGB encoding: ``12.92 y`` if ``y <= 0.0031308`` else ``1.055 y ** (1/2.4) - 0.055``.
-
-    ``y``: float NumPy array or torch tensor of linear light; clipped to [0, 1] first (the sensor's black and
-    white points). Inverse of :func:`srgb_to_linear` on [0, 1].
-    """
-    _check_float(y, "linear_to_srgb")
-    if _is_torch(y):
-        import torch
-
-        y = y.clamp(0.0, 1.0)
-        return torch.where(y <= 0.0031308, 12.92 * y, 1.055 * y ** (1 / 2.4) - 0.055)
-    y = np.clip(np.asarray(y, dtype=np.result_type(y, np.float32)), 0.0, 1.0)
-    return np.where(y <= 0.0031308, 12.92 * y, 1.055 * y ** (1 / 2.4) - 0.055).astype(y.dtype, copy=False)
-
-
-def mean_luminance(images):
-    """Mean relative luminance (Rec. 709 luma of *linear* RGB, ``0.2126 R + 0.7152 G + 0.0722 B``) per image.
-
-    Accepts uint8 NumPy ``(H, W, 3)`` (returns a float) or ``(N, H, W, 3)`` (returns shape ``(N,)``), float NumPy
-    in [0, 1] with the same layouts, or a float torch tensor ``(B, 3, H, W)`` / ``(3, H, W)`` in [0, 1]
-    (returns a tensor of shape ``(B,)`` / a 0-d tensor on the same device).
-    """
-    if _is_torch(images):
-        x = images
-        if x.ndim not in (3, 4) or x.shape[-3] != 3:
-            raise ValueError(
-                f"mean_luminance: expected a (B, 3, H, W) or (3, H, W) tensor, got {tuple(x.shape)}"
-            )
-        if not x.is_floating_point():
-            x = x.float() / 255.0
-        lin = srgb_to_linear(x)
-        w = lin.new_tensor(LUMA_709).view(3, 1, 1)
-        return (lin * w).sum(dim=-3).mean(dim=(-2, -1))
-    a = np.asarray(images)
-    if a.ndim not in (3, 4) or a.shape[-1] != 3:
-        raise ValueError(f"mean_luminance: expected (H, W, 3) or (N, H, W, 3), got shape {a.shape}")
-    x = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
-    y = srgb_to_linear(x) @ np.asarray(LUMA_709, np.float32)
-    out = y.mean(axis=(-2, -1))
-    return float(out) if out.ndim == 0 else out
-
+from lowlight_matting.color import (  # the one sRGB / luminance definition (re-exported here)
+    _is_torch,
+    linear_to_srgb,
+    mean_luminance,
+    srgb_to_linear,
+)
 
 # ----------------------------------------------------------------------------------------------------
 # The article's recipe

@@ -6,7 +6,7 @@
 ``fg_alpha_bg``: foregrounds + mattes sharing a stem, composited on the fly over a background drawn from
 a pool (Composition-1k / Distinctions-646 ``fg/`` + ``alpha/`` + ``bg/``; Xu et al., "Deep Image Matting",
 2017). Without a ``bg/`` folder the built-in backgrounds of :mod:`lowlight_matting.data.backgrounds` are
-used. The composite is made in linear light (:func:`lowlight_matting.data.composite`).
+used. The composite is made in linear light (:func:`lowlight_matting.color.composite`).
 
 Files are read with :mod:`lowlight_matting.io`: PNG, JPEG, WebP, BMP, TIFF; 8- or 16-bit; grey, RGB or
 RGBA; EXIF orientation honoured. Every problem names the file: unsupported type, empty file, a photo
@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lowlight_matting.data._color import composite
+from lowlight_matting.color import composite
 from lowlight_matting.io import IMAGE_SUFFIXES, ImageReadError, read_alpha, read_image
 
 IMAGE_DIRS = ("image", "images", "img", "original", "blurred_image", "merged", "composite")

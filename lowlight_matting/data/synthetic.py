@@ -15,7 +15,7 @@ on premultiplied linear colour) from parts chosen at random:
 
 Foreground colours are textured and, in some samples, close to the background's colour. The image is
 composited in linear light, ``I = alpha F + (1 - alpha) B``, then converted to sRGB (see
-:func:`lowlight_matting.data.composite`); ``alpha`` is quantised to 1/255 so the saved PNGs read back
+:func:`lowlight_matting.color.composite`); ``alpha`` is quantised to 1/255 so the saved PNGs read back
 exactly.
 
 Determinism: sample ``i`` is drawn from ``np.random.default_rng([seed, i])`` only, so it is the same in any
@@ -36,7 +36,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from lowlight_matting.data._color import _composite_linear, linear_to_u8, u8_to_linear
+from lowlight_matting.color import composite_linear as _composite_linear
+from lowlight_matting.color import linear_to_u8, u8_to_linear
 from lowlight_matting.data.backgrounds import _grid, _random_colours, fractal_noise, random_background
 
 SUPERSAMPLE = 4

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -68,6 +69,17 @@ class DataConfig:
     or ``"folder"`` (:class:`~lowlight_matting.data.FolderMattingDataset` at ``root``; ``val_root`` for
     validation, else ``val_fraction`` of ``root`` is held out).
 
+    ``synthetic``: :class:`~lowlight_matting.data.SyntheticConfig` fields that differ from the course's one
+    data definition (empty: the definition itself). ``seed``: the data seed (``null``: the run's ``seed``);
+    training samples are drawn with it, validation samples with ``seed + 7919``.
+    ``in_memory``: draw the synthetic training and validation samples once and keep them as uint8 tensors
+    (:class:`~lowlight_matting.data.TensorMattingDataset`) instead of drawing every item at every epoch.
+
+    ``augment``: ``"full"`` (the albumentations pipeline of :func:`lowlight_matting.augment.build_train_transform`,
+    per sample: crops, flips, colour, blur, noise, cut-out; not with ``in_memory``), ``"flip"`` (a random
+    left-right mirror of each sample -- image, alpha, fg and bg together -- on the device,
+    :func:`~lowlight_matting.data.random_hflip`) or ``"none"``. ``true``/``false`` read as full/none.
+
     ``lowlight``: ``"device"`` (the batch is darkened by :func:`~lowlight_matting.simulate.simulate_batch`
     on the training device), ``"dataset"`` (CPU, per sample, :class:`~lowlight_matting.data.LowLightPairs`
     in the DataLoader workers) or ``"off"`` (normal light). ``p_lowlight``: the share of samples darkened;
@@ -85,7 +97,10 @@ class DataConfig:
     size: int = 256
     batch_size: int = 8
     num_workers: int = 0
-    augment: bool = True
+    seed: int | None = None
+    synthetic: dict[str, Any] = field(default_factory=dict)
+    in_memory: bool = False
+    augment: str = "full"
     lowlight: str = "device"
     p_lowlight: float = 0.7
     simulator: dict[str, Any] = field(default_factory=dict)
@@ -119,17 +134,24 @@ class StageConfig:
 
     ``freeze``: parts kept fixed (see :func:`lowlight_matting.train.freeze.apply_freeze`): ``"llie"``,
     ``"encoder"``, ``"encoder.stages[:3]"``, ``"decoder"``, ``"head"``, or ``"all_but_head"``.
-    ``freeze_llie_after``: fraction of this stage's epochs after which the LLIE is frozen too (the article's
-    "freeze the enhancement module late in training"); None keeps it as ``freeze`` says.
-    ``warmup_epochs``: linear learning-rate warm-up at the start of the stage (fractional epochs allowed).
+    Length: ``epochs`` passes over the training data, or, when ``steps`` is set, exactly that many optimizer
+    steps (cut into passes of the loader's length; the last one shorter). Validation, ``metrics.csv`` rows
+    and checkpoints come at the end of every pass.
+    ``freeze_llie_after``: fraction of this stage after which the LLIE is frozen too (the article's "freeze
+    the enhancement module late in training"): from the first pass that starts at or after that point;
+    None keeps it as ``freeze`` says.
+    ``warmup_epochs`` / ``warmup_steps``: linear learning-rate warm-up at the start of the stage, in passes
+    (fractions allowed) or in steps (give one of them).
     """
 
     name: str = "stage"
     epochs: int = 1
+    steps: int | None = None
     lr: float = 1e-4
     freeze: list[str] = field(default_factory=list)
     freeze_llie_after: float | None = None
     warmup_epochs: float = 0.0
+    warmup_steps: int = 0
 
 
 @dataclass
@@ -171,12 +193,13 @@ class CheckpointConfig:
 
 @dataclass
 class LoggingConfig:
-    """``progress``: tqdm bars; ``log_every``: steps between progress-bar loss updates (each reads the
-    loss back from the device); ``tensorboard``: write events when tensorboard is installed; ``plot``: redraw
+    """``progress``: tqdm bars; ``verbose``: one printed line per pass (loss, validation MSE, speed) and per
+    stage; ``log_every``: steps between progress-bar loss updates (each reads the loss back from the device); ``tensorboard``: write events when tensorboard is installed; ``plot``: redraw
     ``curves.png`` at the end of every stage (and of the run), or after every epoch with ``plot_every_epoch``
     (drawing costs a second or two)."""
 
     progress: bool = True
+    verbose: bool = True
     log_every: int = 10
     tensorboard: bool = True
     plot: bool = True
@@ -226,9 +249,10 @@ class TrainConfig:
     def run_dir(self) -> Path:
         return Path(self.out_dir) / self.name
 
-    @property
-    def total_epochs(self) -> int:
-        return sum(s.epochs for s in self.stages)
+    def stage_passes(self, steps_per_pass: int) -> list[int]:
+        """Passes over the training data of each stage, for a loader of ``steps_per_pass`` batches."""
+        spe = max(1, int(steps_per_pass))
+        return [s.epochs if s.steps is None else -(-s.steps // spe) for s in self.stages]
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> TrainConfig:
@@ -243,6 +267,8 @@ class TrainConfig:
             "name",
             f"must be a plain folder name, got {self.name!r}",
         )
+        bad = _non_finite(self.to_dict())
+        need(bad is None, bad or "", "must be a finite number (not NaN or infinite)")
         need(isinstance(self.seed, int), "seed", f"must be an integer, got {self.seed!r}")
         need(
             bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device)),
@@ -262,6 +288,14 @@ class TrainConfig:
         need(d.length >= 1, "data.length", f"must be >= 1, got {d.length}")
         need(d.val_length >= 0, "data.val_length", f"must be >= 0, got {d.val_length}")
         need(d.num_workers >= 0, "data.num_workers", f"must be >= 0, got {d.num_workers}")
+        need(d.augment in ("full", "flip", "none"), "data.augment", f"full|flip|none, got {d.augment!r}")
+        need(
+            not (d.in_memory and d.augment == "full"),
+            "data.augment",
+            "full (per-sample albumentations) cannot run on in-memory tensors; use flip or none, "
+            "or data.in_memory=false",
+        )
+        need(not d.in_memory or d.source == "synthetic", "data.in_memory", "is for synthetic data only")
         need(
             d.lowlight in ("device", "dataset", "off"),
             "data.lowlight",
@@ -278,6 +312,13 @@ class TrainConfig:
         for i, s in enumerate(self.stages):
             key = f"stages.{i}"
             need(s.epochs >= 1, f"{key}.epochs", f"must be >= 1, got {s.epochs}")
+            need(s.steps is None or s.steps >= 1, f"{key}.steps", f"must be >= 1 or null, got {s.steps}")
+            need(s.warmup_steps >= 0, f"{key}.warmup_steps", f"must be >= 0, got {s.warmup_steps}")
+            need(
+                not (s.warmup_steps and s.warmup_epochs),
+                f"{key}.warmup_steps",
+                "give warmup_steps or warmup_epochs, not both",
+            )
             need(s.lr > 0, f"{key}.lr", f"must be > 0, got {s.lr}")
             need(s.warmup_epochs >= 0, f"{key}.warmup_epochs", f"must be >= 0, got {s.warmup_epochs}")
             need(
@@ -321,6 +362,23 @@ class TrainConfig:
         )
         need(self.logging.log_every >= 1, "logging.log_every", f"must be >= 1, got {self.logging.log_every}")
         return self
+
+
+def _non_finite(data: Any, prefix: str = "") -> str | None:
+    """The dotted key of the first NaN/inf float in a nested dict/list, or None."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return prefix or "value"
+    if isinstance(data, dict):
+        items = data.items()
+    elif isinstance(data, (list, tuple)):
+        items = enumerate(data)
+    else:
+        return None
+    for k, v in items:
+        found = _non_finite(v, f"{prefix}.{k}" if prefix else str(k))
+        if found:
+            return found
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- dict <-> dc
@@ -379,6 +437,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         except (TypeError, ValueError):
             raise ConfigError(f"{key}: expected a number, got {value!r}") from None
     if base is str:
+        if isinstance(value, bool) and key.endswith("augment"):  # augment: true/false = full/none
+            return "full" if value else "none"
         if isinstance(value, bool):  # YAML 1.1 reads a bare off/on/no/yes as a bool
             return "on" if value else "off"
         if not isinstance(value, (str, int, float)):
@@ -457,7 +517,7 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str] | None) -> TrainConfi
 
 def _is_free_mapping(data: dict, parts: list[str]) -> bool:
     """Free-form mappings (model.kwargs, data.simulator) accept new keys."""
-    return parts in (["model", "kwargs"], ["data", "simulator"])
+    return parts in (["model", "kwargs"], ["data", "simulator"], ["data", "synthetic"])
 
 
 # ------------------------------------------------------------------------------------------------------ YAML
@@ -491,7 +551,11 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
 def _merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in ("kwargs", "simulator"):
+        if (
+            isinstance(v, dict)
+            and isinstance(out.get(k), dict)
+            and k not in ("kwargs", "simulator", "synthetic")
+        ):
             out[k] = _merge(out[k], v)
         else:
             out[k] = v

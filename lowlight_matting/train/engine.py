@@ -288,20 +288,30 @@ def _simulator_ranges(sim_cfg: dict[str, Any]) -> dict[str, Any]:
 def build_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
     """The training and validation datasets a config describes (items as in :mod:`lowlight_matting.data`).
 
-    Training: synthetic or folder data; with ``data.augment`` the augmentation of
-    :func:`lowlight_matting.augment.build_train_transform` (photometric low-light part off: darkening is the
-    simulator's job); with ``data.lowlight="dataset"`` wrapped in
+    Training: synthetic (drawn once into memory with ``data.in_memory``) or folder data; with
+    ``data.augment="full"`` the augmentation of :func:`lowlight_matting.augment.build_train_transform`
+    (photometric low-light part off: darkening is the simulator's job; ``"flip"`` is applied to whole
+    batches by the training loop); with ``data.lowlight="dataset"`` wrapped in
     :class:`~lowlight_matting.data.LowLightPairs`. Validation: normal-light items at ``data.size`` (the
     engine darkens them deterministically).
     """
     d = cfg.data
+    data_seed = cfg.seed if d.seed is None else d.seed
     if d.source == "synthetic":
-        from lowlight_matting.data import SyntheticMattingDataset
+        from lowlight_matting.data import SyntheticMattingDataset, TensorMattingDataset
 
-        train_base = SyntheticMattingDataset(d.length, size=d.size, seed=cfg.seed)
+        train_base = SyntheticMattingDataset(d.length, size=d.size, seed=data_seed, **d.synthetic)
         val = (
-            SyntheticMattingDataset(d.val_length, size=d.size, seed=cfg.seed + 7919) if d.val_length else None
+            SyntheticMattingDataset(d.val_length, size=d.size, seed=data_seed + 7919, **d.synthetic)
+            if d.val_length
+            else None
         )
+        if d.in_memory:
+            keys = ("image", "alpha", "fg", "bg") if cfg.loss.composition > 0 else ("image", "alpha")
+            kw = {"workers": d.num_workers, "progress": cfg.logging.progress}
+            train_base = TensorMattingDataset.from_dataset(train_base, keys, desc="training data", **kw)
+            if val is not None:
+                val = TensorMattingDataset.from_dataset(val, keys, desc="validation data", **kw)
     else:
         from lowlight_matting.data import FolderMattingDataset
 
@@ -311,18 +321,20 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
         else:
             n = len(full)
             n_val = min(max(1, round(n * d.val_fraction)), n - 1) if d.val_fraction > 0 and n > 1 else 0
-            perm = np.random.default_rng(cfg.seed).permutation(n).tolist()
+            perm = np.random.default_rng(data_seed).permutation(n).tolist()
             train_base = torch.utils.data.Subset(full, perm[n_val:])
             val = torch.utils.data.Subset(full, perm[:n_val]) if n_val else None
         if d.val_length and val is not None and len(val) > d.val_length:
             val = torch.utils.data.Subset(val, list(range(d.val_length)))
         val = _Resized(val, d.size) if val is not None else None
-    if d.augment:
+    if d.augment == "full":
         from lowlight_matting.augment import AugmentedDataset, build_train_transform
 
         train = AugmentedDataset(
             train_base, build_train_transform(size=d.size, lowlight=False, seed=cfg.seed)
         )
+    elif d.in_memory:
+        train = train_base
     else:
         train = _Resized(train_base, d.size)
     if d.lowlight == "dataset":
@@ -470,6 +482,7 @@ class StepContext:
     desc: str = ""
     bad_run: int = 0  # consecutive non-finite steps, carried across epochs
     step: int = 0  # optimizer steps attempted so far (global)
+    flip: bool = False  # random joint left-right flip of each batch (data.augment="flip")
 
 
 def _to_device(
@@ -527,9 +540,13 @@ def train_one_epoch(
     loader: Iterable,
     ctx: StepContext,
     generator: torch.Generator | None = None,
+    max_steps: int | None = None,
+    flip_generator: torch.Generator | None = None,
 ) -> dict[str, float]:
-    """One pass over ``loader``; returns the epoch means of the loss terms plus ``bad_steps``, ``images``,
-    ``img_per_s``, ``data_wait_s`` and ``time_s``.
+    """One pass over ``loader`` (or its first ``max_steps`` batches); returns the means of the loss terms plus
+    ``bad_steps``, ``images``, ``img_per_s``, ``data_wait_s`` and ``time_s``.
+
+    ``generator`` drives the on-device darkening, ``flip_generator`` the batch flips (``ctx.flip``).
 
     ``net`` is what runs forward (the model, or its DDP / compiled wrapper); ``model`` the bare module.
     A step with a non-finite loss (or, without a GradScaler, a non-finite gradient norm) is skipped: no
@@ -553,14 +570,20 @@ def train_one_epoch(
         dynamic_ncols=True,
     )
     it = iter(bar)
-    while True:
+    attempted = 0
+    while max_steps is None or attempted < max_steps:
         t0 = time.perf_counter()
         try:
             batch = next(it)
         except StopIteration:
             break
+        attempted += 1
         wait += time.perf_counter() - t0
         batch = _to_device(batch, ctx.device, ctx.channels_last)
+        if ctx.flip:
+            from lowlight_matting.data.memory import random_hflip
+
+            batch = random_hflip(batch, flip_generator)
         x = batch["image"]
         if ctx.lowlight == "device":
             x, _ = darken_batch(x, generator, ctx.p_lowlight, ctx.sim_ranges)
@@ -811,10 +834,32 @@ def load_init_checkpoint(model: nn.Module, path: str | os.PathLike) -> dict[str,
     return {"missing": list(result.missing_keys), "unexpected": list(result.unexpected_keys)}
 
 
-def _llie_frozen_at(stage: StageConfig, stage_epoch: int) -> bool:
+def _llie_frozen_at(stage: StageConfig, pass_start_step: int, stage_steps: int) -> bool:
+    """Whether a pass starting at step ``pass_start_step`` of a ``stage_steps``-step stage runs with the LLIE
+    frozen: from the first pass that starts at or after ``freeze_llie_after`` of the stage."""
     if stage.freeze_llie_after is None:
         return False
-    return stage_epoch >= math.ceil(stage.freeze_llie_after * stage.epochs - 1e-9)
+    return pass_start_step >= math.ceil(stage.freeze_llie_after * stage_steps - 1e-9)
+
+
+class NonFiniteWeightsError(NonFiniteLossError):
+    """The model's weights hold NaN or infinite values: the run cannot continue."""
+
+
+def _check_finite_weights(model: nn.Module, where: str) -> None:
+    """Raise :class:`NonFiniteWeightsError` when any parameter or buffer is NaN/inf (one host read)."""
+    tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    if tensors and not bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()):
+        bad = [
+            n
+            for n, t in (*model.named_parameters(), *model.named_buffers())
+            if t.is_floating_point() and not bool(torch.isfinite(t).all())
+        ]
+        raise NonFiniteWeightsError(
+            f"after {where}: the weights became non-finite (NaN/inf in {', '.join(bad[:3])}"
+            f"{' ...' if len(bad) > 3 else ''}); nothing was saved from this pass. Lower the learning rate "
+            "or check the data"
+        )
 
 
 def _wrap(model: nn.Module, info: DistInfo, device: torch.device, compile_model: bool) -> nn.Module:
@@ -912,7 +957,7 @@ class _Run:
         self.model_arg, self.train_ds, self.val_ds = model, train_dataset, val_dataset
 
     def log(self, msg: str) -> None:
-        if self.info.is_main and self.cfg.logging.progress:
+        if self.info.is_main and self.cfg.logging.verbose:
             print(msg, flush=True)
 
     def run(self) -> Path:
@@ -989,18 +1034,21 @@ class _Run:
         )
 
         try:
+            spe = len(loader)
+            passes = cfg.stage_passes(spe)
+            total_passes = sum(passes)
             for si in range(state["stage"], len(cfg.stages)):
                 stage = cfg.stages[si]
+                n_pass = passes[si]
+                stage_steps = stage.steps if stage.steps is not None else spe * stage.epochs
                 first_epoch = state["stage_epoch"] if si == state["stage"] else 0
-                if first_epoch >= stage.epochs:
+                if first_epoch >= n_pass:
                     state["stage_epoch"] = 0
                     continue
                 counts = apply_freeze(model, stage.freeze)
                 optimizer = build_optimizer(model, stage.lr, cfg.optim)
-                spe = len(loader)
-                scheduler = build_scheduler(
-                    optimizer, cfg.optim, spe * stage.epochs, round(stage.warmup_epochs * spe), spe
-                )
+                warmup = stage.warmup_steps or round(stage.warmup_epochs * spe)
+                scheduler = build_scheduler(optimizer, cfg.optim, stage_steps, warmup, spe)
                 scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp.scaler)
                 if resume is not None and si == resume.get("stage") and first_epoch > 0:
                     optimizer.load_state_dict(resume["optimizer"])
@@ -1009,8 +1057,9 @@ class _Run:
                         scaler.load_state_dict(resume["scaler"])
                 llie_frozen = None
                 net = None
+                length = f"{stage.steps} steps" if stage.steps is not None else f"{stage.epochs} epochs"
                 self.log(
-                    f"stage {si + 1}/{len(cfg.stages)} '{stage.name}': lr {stage.lr:g}, {stage.epochs} epochs, "
+                    f"stage {si + 1}/{len(cfg.stages)} '{stage.name}': lr {stage.lr:g}, {length}, "
                     f"frozen {stage.freeze or 'nothing'} -> {counts['trainable']:,} trainable / {counts['frozen']:,} frozen"
                 )
                 ctx = StepContext(
@@ -1032,9 +1081,10 @@ class _Run:
                     progress=cfg.logging.progress,
                     log_every=cfg.logging.log_every,
                     step=state["step"],
+                    flip=d.augment == "flip",
                 )
-                for e in range(first_epoch, stage.epochs):
-                    frozen_now = _llie_frozen_at(stage, e)
+                for e in range(first_epoch, n_pass):
+                    frozen_now = _llie_frozen_at(stage, e * spe, stage_steps)
                     if frozen_now != llie_frozen:
                         if frozen_now and getattr(model, "llie", None) is not None:
                             apply_freeze(model, [*stage.freeze, "llie"])
@@ -1043,7 +1093,7 @@ class _Run:
                         net = _wrap(model, info, self.device, cfg.compile)
                         llie_frozen = frozen_now
                     epoch = state["epoch"]
-                    ctx.desc = f"{stage.name} {e + 1}/{stage.epochs}"
+                    ctx.desc = f"{stage.name} {e + 1}/{n_pass}"
                     # per-epoch streams: shuffle + worker seeds, dataset reseed, on-device simulator
                     ep_seed = _epoch_seed(cfg.seed, epoch, info.rank)
                     loader.generator.manual_seed(ep_seed)
@@ -1054,7 +1104,19 @@ class _Run:
                     sim_gen = torch.Generator(device=self.device).manual_seed(
                         _epoch_seed(cfg.seed, epoch, info.rank, 2)
                     )
-                    metrics = train_one_epoch(net, model, loader, ctx, sim_gen)
+                    flip_gen = torch.Generator(device=self.device).manual_seed(
+                        _epoch_seed(cfg.seed, epoch, info.rank, 4)
+                    )
+                    metrics = train_one_epoch(
+                        net,
+                        model,
+                        loader,
+                        ctx,
+                        sim_gen,
+                        max_steps=stage_steps - e * spe,
+                        flip_generator=flip_gen,
+                    )
+                    _check_finite_weights(model, f"{stage.name} pass {e + 1}")
                     state["bad_total"] += metrics["bad_steps"]
                     row: dict[str, Any] = {
                         "epoch": epoch + 1,
@@ -1138,16 +1200,14 @@ class _Run:
                         stopping = (
                             cfg.stop_after_epochs is not None and state["epoch"] >= cfg.stop_after_epochs
                         )
-                        if cfg.logging.plot and (
-                            e + 1 == stage.epochs or stopping or cfg.logging.plot_every_epoch
-                        ):
+                        if cfg.logging.plot and (e + 1 == n_pass or stopping or cfg.logging.plot_every_epoch):
                             plot_history(history, self.run_dir / "curves.png")
                         if tb is not None:
                             for k, v in row.items():
                                 if isinstance(v, (int, float)) and k != "epoch":
                                     tb.add_scalar(k, v, state["epoch"])
                         self.log(
-                            f"epoch {epoch + 1}/{cfg.total_epochs} [{stage.name}] loss {row.get('train_total', float('nan')):.4f}"
+                            f"epoch {epoch + 1}/{total_passes} [{stage.name}] loss {row.get('train_total', float('nan')):.4f}"
                             + (f" | val_mse {row['val_mse']:.5f}" if "val_mse" in row else "")
                             + (f" | skipped {metrics['bad_steps']}" if metrics["bad_steps"] else "")
                             + f" | {metrics['img_per_s']:.1f} img/s"
@@ -1232,7 +1292,11 @@ def fit_stage(
     rows = []
     llie_frozen = False
     for e in range(stage.epochs):
-        if not llie_frozen and _llie_frozen_at(stage, e) and getattr(model, "llie", None) is not None:
+        if (
+            not llie_frozen
+            and _llie_frozen_at(stage, e * spe, spe * stage.epochs)
+            and getattr(model, "llie", None) is not None
+        ):
             apply_freeze(model, [*stage.freeze, "llie"])
             llie_frozen = True
         gen = torch.Generator(device=dev).manual_seed(_epoch_seed(seed, e, 0, 2))

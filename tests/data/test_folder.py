@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lowlight_matting.data import FolderMattingDataset, MattingDataError, composite
+from lowlight_matting.color import composite
+from lowlight_matting.data import FolderMattingDataset, MattingDataError
 from lowlight_matting.io import ImageReadError, write_image
 
 

@@ -16,7 +16,7 @@ from lowlight_matting.data import (
     composite,
     random_background,
 )
-from lowlight_matting.data._color import linear_to_u8, u8_to_linear
+from lowlight_matting.color import linear_to_u8, u8_to_linear
 from lowlight_matting.data.backgrounds import PROCEDURAL_KINDS, load_photo, procedural_background
 from lowlight_matting.seeding import worker_init_fn
 from lowlight_matting.simulate import linear_to_srgb, srgb_to_linear
