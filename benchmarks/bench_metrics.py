@@ -1,10 +1,11 @@
-"""Matting metrics on one 2048×2048 pair: :mod:`lowlight_matting.metrics` beside a straightforward port of the
-Deep Image Matting MATLAB code on the same inputs.
+"""Matting metrics on one 2048×2048 pair: :mod:`lowlight_matting.metrics.reference` beside a straightforward
+port of the Deep Image Matting MATLAB code on the same inputs.
 
 The port does what the MATLAB files do: a full 2-D 9×9 convolution per gradient component (``imfilter``),
 and per threshold a labelling, a region-size table, the largest region's mask *and* the normalised distance
 transform (``bwdist``) that ``compute_connectivity_error.m`` computes and never uses. Both run on one core
-(OpenCV and torch limited to one thread). Also times the batched torch SAD/MSE/Grad used for validation.
+(OpenCV and torch limited to one thread). Also times the batched torch SAD/MSE/Grad used for validation
+(:mod:`lowlight_matting.metrics.batched`).
 
 Run: ``python -m benchmarks metrics``.
 """
@@ -20,7 +21,7 @@ import scipy.ndimage as ndi
 import torch
 
 from benchmarks._common import print_table, timeit
-from lowlight_matting import metrics as M
+from lowlight_matting.metrics import batched, reference
 
 SIZE = 2048
 
@@ -120,11 +121,11 @@ def main() -> None:
         pred, gt = make_pair()
         whole = np.full(gt.shape, 128, np.uint8)  # the port always takes a trimap: all unknown = whole image
         ours = {
-            "SAD": lambda: M.sad(pred, gt),
-            "MSE": lambda: M.mse(pred, gt),
-            "Grad": lambda: M.gradient_error(pred, gt),
-            "Conn": lambda: M.connectivity_error(pred, gt),
-            "all four (compute_metrics)": lambda: M.compute_metrics(pred, gt),
+            "SAD": lambda: reference.sad(pred, gt),
+            "MSE": lambda: reference.mse(pred, gt),
+            "Grad": lambda: reference.gradient_error(pred, gt),
+            "Conn": lambda: reference.connectivity_error(pred, gt),
+            "all four (compute_metrics)": lambda: reference.compute_metrics(pred, gt),
         }
         port = {
             "SAD": lambda: port_sad(pred, gt, whole),
@@ -164,8 +165,8 @@ def main() -> None:
         print("values:", {k: round(v[0], 6) for k, v in values.items()}, "\n")
 
         # trimap case: the unknown band only
-        tri = M.make_trimap(gt, kernel_size=25)
-        t_tri = timeit(lambda: M.compute_metrics(pred, gt, tri), repeat=5, warmup=1)
+        tri = reference.make_trimap(gt, kernel_size=25)
+        t_tri = timeit(lambda: reference.compute_metrics(pred, gt, tri), repeat=5, warmup=1)
         print_table(
             f"All four with a trimap ({(tri == 128).mean():.0%} unknown), one core",
             ["call", "ms"],
@@ -181,10 +182,10 @@ def main() -> None:
         for dev in devices:
             pd, gd = p.to(dev), g.to(dev)
             sync = torch.cuda.synchronize if dev == "cuda" else None
-            t = timeit(lambda pd=pd, gd=gd: M.batch_metrics(pd, gd), repeat=5, warmup=1, sync=sync)
+            t = timeit(lambda pd=pd, gd=gd: batched.batch_metrics(pd, gd), repeat=5, warmup=1, sync=sync)
             rows.append([f"batch_metrics, {b}×1×512×512 float32", dev, f"{t * 1000:.1f}"])
         t_np = timeit(
-            lambda: [M.compute_metrics(pred[:512, :512], gt[:512, :512]) for _ in range(b)], repeat=3
+            lambda: [reference.compute_metrics(pred[:512, :512], gt[:512, :512]) for _ in range(b)], repeat=3
         )
         rows.append([f"compute_metrics ×{b} (numpy, incl. Conn), 512×512", "cpu", f"{t_np * 1000:.1f}"])
         print_table("Batched validation metrics", ["call", "device", "ms"], rows)

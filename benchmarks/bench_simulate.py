@@ -1,7 +1,8 @@
 """Low-light simulator throughput: the NumPy path per CPU core and the batched torch path (CPU; CUDA if present).
 
-Run: ``python -m benchmarks simulate``. Images are skimage's astronaut resized; the default preset with
-JPEG off (the batched path has no JPEG), so both paths do the same work.
+Run: ``python -m benchmarks simulate``. Images are skimage's astronaut resized; the default preset with JPEG
+off and on (``p_jpeg=1``: every image re-encoded) on both paths, which apply the same steps (the batched path
+round-trips its JPEG samples through the host's OpenCV codec).
 """
 
 from __future__ import annotations
@@ -29,27 +30,31 @@ def main() -> None:
         x = torch.from_numpy(img).permute(2, 0, 1).float().div(255)[None]
         for batch in (16,):
             xb = x.repeat(batch, 1, 1, 1)
-            g = torch.Generator().manual_seed(0)
-            t = timeit(lambda xb=xb, g=g: simulate_batch(xb, g, p_jpeg=0.0), repeat=3, warmup=1)
-            rows.append(("torch CPU, 1 thread", f"{side}x{side}", batch, "off", batch / t))
-            if torch.cuda.is_available():
-                xc = xb.cuda().repeat(4, 1, 1, 1)
-                gc = torch.Generator(device="cuda").manual_seed(0)
-                t = timeit(
-                    lambda xc=xc, gc=gc: simulate_batch(xc, gc, p_jpeg=0.0),
-                    repeat=10,
-                    warmup=3,
-                    sync=torch.cuda.synchronize,
-                )
+            for jpeg in (0.0, 1.0):
+                g = torch.Generator().manual_seed(0)
+                t = timeit(lambda xb=xb, g=g, j=jpeg: simulate_batch(xb, g, p_jpeg=j), repeat=3, warmup=1)
                 rows.append(
-                    (
-                        f"torch {torch.cuda.get_device_name(0)}",
-                        f"{side}x{side}",
-                        4 * batch,
-                        "off",
-                        4 * batch / t,
-                    )
+                    ("torch CPU, 1 thread", f"{side}x{side}", batch, "on" if jpeg else "off", batch / t)
                 )
+                if torch.cuda.is_available():
+                    xc = xb.cuda().repeat(4, 1, 1, 1)
+                    # a CPU generator: the parameters are drawn without a GPU sync
+                    gc = torch.Generator().manual_seed(0)
+                    t = timeit(
+                        lambda xc=xc, gc=gc, j=jpeg: simulate_batch(xc, gc, p_jpeg=j),
+                        repeat=10,
+                        warmup=3,
+                        sync=torch.cuda.synchronize,
+                    )
+                    rows.append(
+                        (
+                            f"torch {torch.cuda.get_device_name(0)}",
+                            f"{side}x{side}",
+                            4 * batch,
+                            "on" if jpeg else "off",
+                            4 * batch / t,
+                        )
+                    )
     print_table("Low-light simulator throughput", ["path", "size", "batch", "jpeg", "images/s"], rows)
 
 

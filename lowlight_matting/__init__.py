@@ -6,7 +6,7 @@ resolved lazily, so ``import lowlight_matting`` does not import torch or timm un
 
 Modules, one job each: :mod:`.simulate` (low light), :mod:`.augment` (albumentations pipeline),
 :mod:`.data` (matting datasets), :mod:`.models` (CV-UNet, encoders, LLIE), :mod:`.losses`, :mod:`.train`
-(staged fine-tuning), :mod:`.metrics` and :mod:`.evaluate`, :mod:`.deploy` and :mod:`.export`,
+(staged fine-tuning), :mod:`.metrics` and :mod:`.evaluation`, :mod:`.deploy` and :mod:`.export`,
 :mod:`.experiment` (the demo pipeline), :mod:`.widgets` and :mod:`.viz`, :mod:`.io`, :mod:`.checkpoint`,
 :mod:`.course` (FAST mode), :mod:`.seeding`.
 """
@@ -32,7 +32,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "add_sensor_noise",
         "LowLightSimulator",
         "simulate_batch",
-        "PRESETS",
+        "SIMULATOR_PRESETS",
     ),
     "augment": ("build_train_transform", "build_article_transform"),
     "widgets": ("low_light_explorer",),

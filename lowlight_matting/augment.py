@@ -22,6 +22,19 @@ show each trap next to its fix:
    (correlated decisions); ``reseed`` shares one generator across all transforms instead.
 5. Cut-out hides image pixels only (``fill_mask=None``): the alpha stays the ground truth.
 
+Foreground and background travel with the image. Items of synthetic and ``fg_alpha_bg`` data carry the layers
+``fg``, ``bg`` of ``I = alpha F + (1 - alpha) B``; the composition loss
+(:func:`lowlight_matting.losses.composition_loss`) re-composites them with the predicted alpha and compares
+with the same layers under the true alpha, so they must stay pixel-aligned with ``alpha``. They are declared
+*mask* targets (:data:`MATTING_TARGETS`), which albumentations moves through every geometric transform with
+the same parameters as the image and leaves alone in every pixel-level one (image-type targets would get the
+photometric steps too). Geometry only, by choice: the photometric steps are non-linear (gamma, clipping,
+the simulator working in linear light), mix neighbours (blur) or occlude (cut-out), so applying them to F and
+B would not produce the photometric change of I -- the composite of changed layers is not the changed
+composite -- while the clean layers keep ``I_geom = alpha F + (1 - alpha) B`` true after the geometry (every
+geometric step here resamples image and masks with the same bilinear filter). The photometric changes are
+what the *network input* sees; the composition target is the clean, geometrically aligned scene.
+
 Also different from the article: no ``Normalize`` in the pipeline (our models take [0, 1] RGB and normalise
 inside; the contract is uint8 image in, uint8 image out), and the darkening comes *before* the noise (a dark
 exposure is taken first, the sensor adds noise to it).
@@ -32,6 +45,10 @@ Example:
     >>> out = t(image=np.zeros((80, 96, 3), np.uint8), alpha=np.zeros((80, 96), np.float32))
     >>> out["image"].shape, out["image"].dtype, out["alpha"].shape, out["alpha"].dtype
     ((64, 64, 3), dtype('uint8'), (64, 64), dtype('float32'))
+    >>> layers = t(image=np.zeros((80, 96, 3), np.uint8), alpha=np.zeros((80, 96), np.float32),
+    ...            fg=np.zeros((80, 96, 3), np.uint8), bg=np.zeros((80, 96, 3), np.uint8))
+    >>> sorted(layers), layers["fg"].shape
+    (['alpha', 'bg', 'fg', 'image'], (64, 64, 3))
 """
 
 from __future__ import annotations
@@ -44,9 +61,10 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from lowlight_matting.simulate import PRESETS, LowLightSimulator, sample_params
+from lowlight_matting.simulate import SIMULATOR_PRESETS, LowLightSimulator, preset_ranges, sample_params
 
 __all__ = [
+    "MATTING_TARGETS",
     "AugmentedDataset",
     "LowLight",
     "MattingCompose",
@@ -54,6 +72,10 @@ __all__ = [
     "build_train_transform",
     "reseed_transform",
 ]
+
+# alpha, fg and bg are masks: geometric transforms only, resampled like the image (see the module docstring).
+MATTING_TARGETS: dict[str, str] = {"alpha": "mask", "fg": "mask", "bg": "mask"}
+_LAYER_KEYS = ("fg", "bg")
 
 # The article's "var_limit=(10, 50)" (variance in uint8 DN^2), as a std fraction of the range.
 NOISE_STD_RANGE = (math.sqrt(10.0) / 255.0, math.sqrt(50.0) / 255.0)
@@ -82,20 +104,25 @@ class MattingCompose(A.Compose):
 class LowLight(A.ImageOnlyTransform):
     """The physically based :class:`~lowlight_matting.simulate.LowLightSimulator` as an albumentations transform.
 
-    Parameters are drawn from the Compose's random stream (so ``seed``/``reseed`` govern them);
-    ``preset`` names one of ``simulate.PRESETS``; ``ranges`` override it. Image only: masks are untouched.
+    Parameters are drawn from the Compose's random stream (so ``seed``/``reseed`` govern them) by
+    :func:`~lowlight_matting.simulate.sample_params`, the same law as every other simulator;
+    ``preset`` names one of ``simulate.SIMULATOR_PRESETS``; ``ranges`` override it. Image only: masks (and
+    ``fg``/``bg``, which are mask targets here) are untouched.
     """
 
     def __init__(self, preset: str = "default", ranges: dict[str, Any] | None = None, p: float = 1.0):
         super().__init__(p=p)
-        if preset not in PRESETS:
-            raise ValueError(f"LowLight: unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        if preset not in SIMULATOR_PRESETS:
+            raise ValueError(
+                f"LowLight: unknown preset {preset!r}; choose from {', '.join(SIMULATOR_PRESETS)}"
+            )
         self.preset = preset
         self.ranges = dict(ranges or {})
-        LowLightSimulator(**{**PRESETS[preset], **self.ranges})  # validate the ranges now
+        self._merged = preset_ranges(preset, **self.ranges)
+        LowLightSimulator(**self._merged)  # validate the ranges now
 
     def get_params(self) -> dict[str, Any]:
-        return {"sim_params": sample_params(self.random_generator, **{**PRESETS[self.preset], **self.ranges})}
+        return {"sim_params": sample_params(self.random_generator, **self._merged)}
 
     def apply(self, img: np.ndarray, sim_params: dict[str, Any] | None = None, **params: Any) -> np.ndarray:
         if img.dtype != np.uint8:
@@ -113,51 +140,60 @@ def build_train_transform(
     *,
     p_lowlight: float = 0.8,
     preset: str = "default",
+    photometric: bool = True,
 ) -> MattingCompose:
-    """The training augmentation, called as ``t(image=uint8 (H, W, 3), alpha=float32 (H, W))``.
+    """The training augmentation, called as ``t(image=uint8 (H, W, 3), alpha=float32 (H, W))``, optionally
+    with ``fg=``, ``bg=`` uint8 (H, W, 3) (returned under the same keys).
 
-    Geometry (image and alpha together, alpha resampled bilinearly): random resized crop to ``size`` x
-    ``size`` (80-100% of the area), horizontal flip. Photometry (image only): colour jitter (saturation and
-    hue), brightness/contrast +-40%; when ``lowlight``, with probability ``p_lowlight`` either the physical
-    :class:`LowLight` simulator (``preset``) or a darkening ``RandomGamma`` with exponent 1.67-3.33; then
-    motion or Gaussian blur (kernel <= 7), Gaussian noise with std 3.2-7.1 code values, and cut-out of 1-4
-    holes each 5-15% of a side (<= 9% of the area) filled black in the image only.
+    Geometry (image, alpha, fg and bg together, all resampled bilinearly): random resized crop to ``size`` x
+    ``size`` (80-100% of the area), horizontal flip. Photometry (image only; skipped when ``photometric`` is
+    False): colour jitter (saturation and hue), brightness/contrast +-40%; when ``lowlight``, with
+    probability ``p_lowlight`` either the physical :class:`LowLight` simulator (``preset``) or a darkening
+    ``RandomGamma`` with exponent 1.67-3.33; then motion or Gaussian blur (kernel <= 7), Gaussian noise with
+    std 3.2-7.1 code values, and cut-out of 1-4 holes each 5-15% of a side (<= 9% of the area) filled black
+    in the image only. The geometric steps come first and draw first from the stream, so for one seed the
+    geometry is the same with and without the photometric steps.
 
     Returns a :class:`MattingCompose` built with ``strict=True``; ``seed`` fixes its stream (None: random).
     """
     if size < 8:
         raise ValueError(f"build_train_transform: size must be >= 8, got {size}")
+    if not 0.0 <= p_lowlight <= 1.0:
+        raise ValueError(f"build_train_transform: p_lowlight must be in [0, 1], got {p_lowlight}")
     linear = cv2.INTER_LINEAR
     transforms: list[Any] = [
         A.RandomResizedCrop(
             size=(size, size), scale=(0.8, 1.0), interpolation=linear, mask_interpolation=linear, p=1.0
         ),
         A.HorizontalFlip(p=0.5),
-        A.ColorJitter(brightness=0.0, contrast=0.0, saturation=0.2, hue=0.05, p=0.5),
-        A.RandomBrightnessContrast(brightness_limit=0.4, contrast_limit=0.4, p=0.5),
     ]
-    if lowlight:
-        transforms.append(
-            A.OneOf(
-                [LowLight(preset=preset, p=1.0), A.RandomGamma(gamma_limit=DARK_GAMMA_LIMIT, p=1.0)],
-                p=p_lowlight,
+    if photometric:
+        transforms += [
+            A.ColorJitter(brightness=0.0, contrast=0.0, saturation=0.2, hue=0.05, p=0.5),
+            A.RandomBrightnessContrast(brightness_limit=0.4, contrast_limit=0.4, p=0.5),
+        ]
+        if lowlight:
+            transforms.append(
+                A.OneOf(
+                    [LowLight(preset=preset, p=1.0), A.RandomGamma(gamma_limit=DARK_GAMMA_LIMIT, p=1.0)],
+                    p=p_lowlight,
+                )
             )
-        )
-    transforms += [
-        A.OneOf([A.MotionBlur(blur_limit=7, p=1.0), A.GaussianBlur(blur_limit=(3, 7), p=1.0)], p=0.3),
-        A.GaussNoise(std_range=NOISE_STD_RANGE, p=0.5),
-        A.CoarseDropout(
-            num_holes_range=(1, 4),
-            hole_height_range=(0.05, 0.15),
-            hole_width_range=(0.05, 0.15),
-            fill=0,
-            fill_mask=None,
-            p=0.3,
-        ),
-    ]
+        transforms += [
+            A.OneOf([A.MotionBlur(blur_limit=7, p=1.0), A.GaussianBlur(blur_limit=(3, 7), p=1.0)], p=0.3),
+            A.GaussNoise(std_range=NOISE_STD_RANGE, p=0.5),
+            A.CoarseDropout(
+                num_holes_range=(1, 4),
+                hole_height_range=(0.05, 0.15),
+                hole_width_range=(0.05, 0.15),
+                fill=0,
+                fill_mask=None,
+                p=0.3,
+            ),
+        ]
     t = MattingCompose(
         transforms,
-        additional_targets={"alpha": "mask"},
+        additional_targets=dict(MATTING_TARGETS),
         strict=True,
         mask_interpolation=linear,
         seed=seed,
@@ -193,9 +229,12 @@ def build_article_transform(size: int = 512, seed: int | None = None) -> A.Compo
 class AugmentedDataset:
     """A map-style dataset applying ``transform`` to items with ``image`` and ``alpha`` (e.g. a list of dicts).
 
-    ``ds[i]`` -> ``{"image": uint8 (H, W, 3), "alpha": float32 (H, W)}`` (other keys are dropped: they would
-    need the same geometry). ``reseed(seed)`` reseeds the transform -- what
-    :func:`lowlight_matting.seeding.worker_init_fn` calls in each DataLoader worker.
+    ``ds[i]`` -> ``{"image": uint8 (H, W, 3), "alpha": float32 (H, W)}``, plus ``fg`` and ``bg`` when the item
+    has them: they go through the transform with image and alpha (same geometry, no photometric change; see
+    the module docstring), so a composition loss still sees aligned layers. Other keys are dropped (they
+    would need the same geometry). A transform must then declare ``fg``/``bg`` targets, as
+    :func:`build_train_transform` does (:data:`MATTING_TARGETS`). ``reseed(seed)`` reseeds the transform --
+    what :func:`lowlight_matting.seeding.worker_init_fn` calls in each DataLoader worker.
     """
 
     def __init__(self, items, transform) -> None:
@@ -207,8 +246,17 @@ class AugmentedDataset:
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
         item = self.dataset[i]
-        out = self.transform(image=item["image"], alpha=np.asarray(item["alpha"], np.float32))
-        return {"image": out["image"], "alpha": out["alpha"]}
+        kwargs = {"image": item["image"], "alpha": np.asarray(item["alpha"], np.float32)}
+        layers = [k for k in _LAYER_KEYS if item.get(k) is not None]
+        declared = getattr(self.transform, "additional_targets", None)
+        if layers and declared is not None and not set(layers) <= set(declared):
+            raise ValueError(
+                f"AugmentedDataset: items have {layers} but the transform does not declare them as targets; "
+                f"build it with additional_targets={MATTING_TARGETS} (as build_train_transform does)"
+            )
+        kwargs |= {k: item[k] for k in layers}
+        out = self.transform(**kwargs)
+        return {k: out[k] for k in kwargs}
 
     def reseed(self, seed: int | None) -> None:
         reseed = getattr(self.transform, "reseed", None)

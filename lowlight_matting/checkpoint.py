@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from lowlight_matting.io import atomic_write
+from lowlight_matting.io import atomic_write, file_problem
 
 FORMAT = "lowlight-matting/1"
 
@@ -53,8 +53,9 @@ def load_checkpoint(
             (e.g. a pickled callable), or is not a dict.
     """
     p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"{p}: checkpoint file not found")
+    problem = file_problem(p)  # os.stat only: a FIFO or a symlink loop is named, never opened
+    if problem is not None:
+        raise CheckpointError(f"{p}: checkpoint {problem}")
     try:
         data = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as e:  # pickle.UnpicklingError, RuntimeError, EOFError ...
@@ -70,18 +71,12 @@ def load_checkpoint(
 def model_from_checkpoint(
     source: str | os.PathLike | dict[str, Any], map_location: str | torch.device | None = "cpu"
 ) -> torch.nn.Module:
-    """Rebuild the model stored in a checkpoint (path or loaded dict) and load its weights (eval mode)."""
-    from lowlight_matting.models import build_model
+    """Rebuild the model stored in a checkpoint (path or loaded dict) and load its weights (eval mode).
 
-    ckpt = source if isinstance(source, dict) else load_checkpoint(source, map_location=map_location)
-    name = "checkpoint" if isinstance(source, dict) else str(source)
-    if "model" not in ckpt or "model_config" not in ckpt:
-        raise CheckpointError(f"{name}: missing 'model' or 'model_config' entry (keys: {sorted(ckpt)})")
-    cfg = dict(ckpt["model_config"])
-    cfg["pretrained"] = None  # the checkpoint holds the weights; never look for the original file
-    model = build_model(**cfg)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{name}: weights do not fit the model it describes ({e})") from e
-    return model.eval()
+    Kept for existing callers; it is :func:`lowlight_matting.weights.load_model` (the one loader: the config
+    is validated, the model built with random init, non-finite weights refused). New code should call that.
+    The import is function-local because the weights package reads checkpoints with this module.
+    """
+    from lowlight_matting.weights import load_model
+
+    return load_model(source, map_location="cpu" if map_location is None else map_location)

@@ -3,6 +3,11 @@
 Each subcommand lives in its own module under :mod:`lowlight_matting.commands` and defines ``NAME``,
 ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``; this file only discovers and dispatches them.
 Module ``make_data`` gives the subcommand ``make-data``.
+
+Exit status: what the subcommand returns (0 success, 1 some work failed, 2 usage error; argparse's own usage
+errors exit 2 too); 130 on Ctrl-C. An unexpected exception — a bug, never bad input, which every command
+reports itself — is printed as one line naming the command and the exception, exit 1; set
+``LOWLIGHT_MATTING_DEBUG=1`` to get the full traceback instead.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import pkgutil
 import sys
 
 from lowlight_matting import commands as _commands
+
+DEBUG_ENV = "LOWLIGHT_MATTING_DEBUG"
 
 
 def _command_modules():
@@ -44,6 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"lowlight-matting {args.command}: out of memory", file=sys.stderr)
+        return 1
+    except Exception as e:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        lines = str(e).strip().splitlines()
+        print(
+            f"lowlight-matting {args.command}: internal error: {type(e).__name__}: {lines[0] if lines else ''} "
+            f"(set {DEBUG_ENV}=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,7 +12,9 @@ MobileNetV2 tested) with ``torch.export.Dim.DYNAMIC`` dimensions. Two traps, bot
    always pads (reflect, amounts computed symbolically, zero when already aligned) and crops, so the inner
    model only ever sees stride-aligned sizes. This is exactly what :class:`~lowlight_matting.deploy.Matter`
    does before calling the network, so the ONNX graph, ``Matter`` and ``model(x)`` for aligned sizes agree.
-   (Reflect padding needs H, W >= stride / 2 + 1; ``Matter`` feeds aligned sizes and never hits it.)
+   Reflect padding needs the pad to be smaller than the side, so the graph takes H, W >= stride / 2 + 1
+   (17 px for stride 32; :func:`min_onnx_side`, stored as ``min_side`` in the metadata); ``Matter`` pads
+   small photos itself (OpenCV's reflection works at any size) and takes any size.
 2. **Export cost.** The dynamo exporter spends 10-90 s on a 2-core CPU in symbolic shape reasoning, even for
    the tiny test model; the legacy TorchScript exporter (``dynamo=False``, deprecated since torch 2.9) takes
    about a second and handles the padding wrapper too. Both are available (``legacy=True``); if the dynamo
@@ -23,9 +25,14 @@ The stride, the model config and the format name are stored in the ONNX ``metada
 
 **Weights.** :func:`save_weights` writes the model's tensors to a ``.safetensors`` file (a flat table of
 tensors: nothing in it can execute code, unlike a pickle) and puts ``model_config`` (JSON) and the format
-name :data:`WEIGHTS_FORMAT` in its metadata header; :func:`load_weights` rebuilds the model from it with
-``models.build_model(**model_config)``. ``dtype="float16"``/``"bfloat16"`` halves the file; loading casts
-back to float32.
+name :data:`WEIGHTS_FORMAT` in its metadata header; :func:`load_weights` is
+:func:`lowlight_matting.weights.load_model` (the config is validated, the model built with random init, then
+the weights loaded). ``dtype="float16"``/``"bfloat16"`` halves the file; loading casts back to float32.
+
+**Loading an ONNX graph** (:func:`load_onnx_session`) checks the file first: a regular file, a readable
+protobuf, no external-data references (a graph must not make the runtime open other files), a ``stride``
+in the metadata between 1 and :data:`MAX_STRIDE`; every failure is one :class:`ExportError` line naming the
+file. Writers go through :func:`lowlight_matting.io.atomic_write` (temp file + rename, the umask's mode).
 
 Example:
     >>> import tempfile, os
@@ -52,31 +59,46 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-WEIGHTS_FORMAT = "lowlight-matting-weights/1"
+from lowlight_matting.io import atomic_write, file_problem
+from lowlight_matting.weights import WEIGHTS_FORMAT, is_weights_file, load_model
+
 ONNX_FORMAT = "lowlight-matting-onnx/1"
+MAX_STRIDE = 256
+"""Largest input stride an ONNX graph's metadata may ask for (the course's encoders have 32)."""
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-class ExportError(RuntimeError):
-    """Export or loading of an exported model failed; the message names the file and the reason."""
+class ExportError(RuntimeError, ValueError):
+    """Export or loading of an exported model failed; the message names the file and the reason.
+
+    A ``ValueError`` too: a bad file given on the command line is bad input."""
 
 
-# ----------------------------------------------------------------------------------------------------------
-# safetensors weights
-# ----------------------------------------------------------------------------------------------------------
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
 
 
-def is_weights_file(path: str | os.PathLike) -> bool:
-    """True when ``path`` is a safetensors file (by suffix, or by its header: 8-byte length then ``{``)."""
-    p = Path(path)
-    if p.suffix.lower() == ".safetensors":
-        return True
-    try:
-        with open(p, "rb") as f:
-            head = f.read(9)
-    except OSError:
-        return False
-    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000
+def _check_target(p: Path, overwrite: bool) -> None:
+    """Refuse an output path that is a folder, or an existing file without ``overwrite``."""
+    if p.is_dir():
+        raise ExportError(f"{p}: is a folder; give a file name")
+    if p.exists() and not overwrite:
+        raise FileExistsError(f"{p}: exists already (pass overwrite=True / --overwrite to replace it)")
+
+
+def min_onnx_side(stride: int) -> int:
+    """Smallest H or W an exported graph takes: ``stride // 2 + 1``.
+
+    A side h is reflect-padded by ``(-h) mod stride``, and reflection needs the pad to be smaller than the
+    side. For h < stride the pad is ``stride - h``, smaller than h only when h > stride / 2; for h >= stride
+    the pad is below the stride, hence below h.
+
+    Example:
+        >>> min_onnx_side(32)
+        17
+    """
+    return int(stride) // 2 + 1
 
 
 def save_weights(
@@ -87,6 +109,9 @@ def save_weights(
     metadata: dict[str, str] | None = None,
 ) -> Path:
     """Write ``model``'s weights and config to a ``.safetensors`` file (atomic; refuses to overwrite).
+
+    Loading (:func:`load_weights`, :func:`lowlight_matting.weights.load_model`) casts half-precision
+    storage back to float32.
 
     Args:
         model: a model from :func:`lowlight_matting.models.build_model` (it needs ``model.config``).
@@ -103,8 +128,7 @@ def save_weights(
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
     p = Path(path)
-    if p.exists() and not overwrite:
-        raise FileExistsError(f"{p}: exists already (pass overwrite=True / --overwrite to replace it)")
+    _check_target(p, overwrite)
     cast = _DTYPES[dtype]
     tensors = {
         k: (v.detach().to("cpu", cast) if v.is_floating_point() else v.detach().cpu()).contiguous().clone()
@@ -112,15 +136,7 @@ def save_weights(
     }
     meta = {"format": WEIGHTS_FORMAT, "model_config": json.dumps(config), "dtype": dtype}
     meta.update({str(k): str(v) for k, v in (metadata or {}).items()})
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
-        save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return p
+    return atomic_write(p, lambda tmp: save_file(tensors, tmp, metadata=meta), overwrite=overwrite)
 
 
 def read_weights_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -128,37 +144,20 @@ def read_weights_metadata(path: str | os.PathLike) -> dict[str, str]:
     from safetensors import safe_open
 
     p = Path(path)
-    if not p.is_file():
-        raise ExportError(f"{p}: weights file not found")
+    problem = file_problem(p)
+    if problem is not None:
+        raise ExportError(f"{p}: weights {problem}")
     try:
         with safe_open(str(p), framework="pt") as f:
             return dict(f.metadata() or {})
     except Exception as e:
-        raise ExportError(f"{p}: not a readable safetensors file ({type(e).__name__}: {e})") from e
+        raise ExportError(f"{p}: not a readable safetensors file ({_first_line(e)})") from e
 
 
 def load_weights(path: str | os.PathLike, map_location: str = "cpu") -> torch.nn.Module:
-    """Rebuild the model saved by :func:`save_weights` (eval mode, float32)."""
-    from safetensors.torch import load_file
-
-    from lowlight_matting.models import build_model
-
-    p = Path(path)
-    meta = read_weights_metadata(p)
-    if meta.get("format") != WEIGHTS_FORMAT or "model_config" not in meta:
-        raise ExportError(
-            f"{p}: not a lowlight-matting weights file (format {meta.get('format')!r}; expected {WEIGHTS_FORMAT!r} "
-            "with a model_config entry). A plain state dict can be loaded into a model built by hand."
-        )
-    config = dict(json.loads(meta["model_config"]))
-    config["pretrained"] = None
-    model = build_model(**config)
-    state = load_file(str(p), device=str(map_location))
-    try:
-        model.load_state_dict(state)  # copies (and casts) into the float32 parameters
-    except RuntimeError as e:
-        raise ExportError(f"{p}: weights do not fit the model it describes ({e})") from e
-    return model.eval()
+    """Rebuild the model saved by :func:`save_weights` (eval mode, float32): :func:`lowlight_matting.weights.
+    load_model`, which validates the config and refuses non-finite weights (``CheckpointError``)."""
+    return load_model(path, map_location=map_location)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -210,7 +209,7 @@ def export_onnx(
     """Export ``model`` to ONNX with dynamic batch, height and width (see the module docstring).
 
     Args:
-        model: a CV-UNet (its ``stride`` / ``encoder.reductions`` give the padding multiple).
+        model: a CV-UNet (its ``stride`` gives the padding multiple).
         path: output ``.onnx`` file (weights inside the file, not in a side ``.data`` file).
         example_size: (H, W) of the example input used for tracing (batch 2, so the batch stays dynamic).
         opset: ONNX opset (default: the exporter's; 17 for the legacy exporter).
@@ -220,50 +219,49 @@ def export_onnx(
         verbose: let the exporter print its progress.
 
     Returns:
-        the path written. Metadata ``format``, ``stride``, ``model_config`` and ``exporter`` are stored.
+        the path written. Metadata ``format``, ``stride``, ``min_side``, ``model_config`` and ``exporter``
+        are stored.
     """
-    from lowlight_matting.deploy import model_stride
-
     p = Path(path)
-    if p.exists() and not overwrite:
-        raise FileExistsError(f"{p}: exists already (pass overwrite=True / --overwrite to replace it)")
-    stride = model_stride(model)
+    _check_target(p, overwrite)
+    stride = int(model.stride)
+    if min(example_size) < min_onnx_side(stride):
+        raise ValueError(
+            f"example_size {example_size}: sides must be >= {min_onnx_side(stride)} for stride {stride}"
+        )
     model = model.eval().cpu()
     wrapped = PaddedModel(model, stride).eval()
     x = torch.rand(2, 3, *example_size, generator=torch.Generator().manual_seed(0))
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    exporter = "legacy" if legacy else "dynamo"
-    ctx = contextlib.nullcontext() if verbose else _quiet()
-    try:
+    used = ["legacy" if legacy else "dynamo"]
+
+    def write(tmp: str) -> None:
+        ctx = contextlib.nullcontext() if verbose else _quiet()
         with ctx, torch.no_grad():
             if not legacy:
                 try:
-                    _export_dynamo(wrapped, x, tmp, opset, verbose)
+                    _export_dynamo(wrapped, x, Path(tmp), opset, verbose)
                 except Exception as e:
                     if not fallback:
-                        raise ExportError(f"{p}: dynamo ONNX export failed ({type(e).__name__}: {e})") from e
+                        raise ExportError(f"{p}: dynamo ONNX export failed ({_first_line(e)})") from e
                     warnings.warn(
                         f"dynamo ONNX export failed ({type(e).__name__}); using the legacy TorchScript exporter",
-                        stacklevel=2,
+                        stacklevel=3,
                     )
-                    exporter = "legacy"
-            if exporter == "legacy":
-                _export_legacy(wrapped, x, tmp, opset, verbose)
+                    used[0] = "legacy"
+            if used[0] == "legacy":
+                _export_legacy(wrapped, x, Path(tmp), opset, verbose)
         _write_metadata(
-            tmp,
+            Path(tmp),
             {
                 "format": ONNX_FORMAT,
                 "stride": str(stride),
+                "min_side": str(min_onnx_side(stride)),
                 "model_config": json.dumps(getattr(model, "config", {}) or {}),
-                "exporter": exporter,
+                "exporter": used[0],
             },
         )
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return p
+
+    return atomic_write(p, write, overwrite=overwrite)
 
 
 def _export_dynamo(
@@ -313,27 +311,87 @@ def _write_metadata(path: Path, meta: dict[str, str]) -> None:
     onnx.save(proto, str(path))
 
 
-def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The ``metadata_props`` of an ONNX file as a dict (``stride``, ``model_config``, ``format`` ...)."""
+def _tensors_of(graph) -> list:
+    """Every TensorProto of a graph: initializers and node attributes, subgraphs included."""
+    out = list(graph.initializer)
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                out.append(attr.t)
+            out.extend(attr.tensors)
+            if attr.HasField("g"):
+                out.extend(_tensors_of(attr.g))
+            for g in attr.graphs:
+                out.extend(_tensors_of(g))
+    return out
+
+
+def _read_onnx(path: str | os.PathLike):
+    """``(bytes, ModelProto)`` of an ONNX file, checked: a regular file, a readable protobuf, no tensor
+    stored in an external file. :class:`ExportError` naming the file otherwise."""
     import onnx
 
-    proto = onnx.load(str(path), load_external_data=False)
+    p = Path(path)
+    problem = file_problem(p)
+    if problem is not None:
+        raise ExportError(f"{p}: ONNX {problem}")
+    data = p.read_bytes()
+    try:
+        proto = onnx.load_model_from_string(data)
+    except Exception as e:  # protobuf DecodeError and friends
+        raise ExportError(f"{p}: not a readable ONNX file ({_first_line(e)})") from e
+    if not proto.graph.node and not proto.graph.output:
+        raise ExportError(f"{p}: not a readable ONNX file (no graph)")
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in _tensors_of(proto.graph)):
+        raise ExportError(
+            f"{p}: the graph keeps tensors in external files; refusing (export with the weights inside)"
+        )
+    return data, proto
+
+
+def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file as a dict (``stride``, ``model_config``, ``format`` ...)."""
+    _, proto = _read_onnx(path)
     return {m.key: m.value for m in proto.metadata_props}
 
 
+def onnx_stride(meta: dict[str, str], path: str | os.PathLike = "onnx") -> int:
+    """The ``stride`` entry of an ONNX graph's metadata (32 when absent), checked to be an integer in
+    [1, :data:`MAX_STRIDE`]: it decides how far photos are padded, so a file must not choose it freely."""
+    raw = meta.get("stride", "32")
+    try:
+        stride = int(raw)
+    except (TypeError, ValueError):
+        stride = 0
+    if not 1 <= stride <= MAX_STRIDE:
+        raise ExportError(f"{path}: metadata stride {raw!r:.40} is not an integer in [1, {MAX_STRIDE}]")
+    return stride
+
+
 def load_onnx_session(path: str | os.PathLike, providers: Sequence[str] | None = None):
-    """An onnxruntime ``InferenceSession`` for ``path`` and its metadata; CPU unless ``providers`` given."""
+    """An onnxruntime ``InferenceSession`` for ``path`` and its metadata; CPU unless ``providers`` given.
+
+    The file is checked first (:func:`_read_onnx`, :func:`onnx_stride`); the session is built from the bytes
+    read, so the runtime opens no other file. Every failure is one :class:`ExportError` line naming the file.
+    """
     p = Path(path)
-    if not p.is_file():
-        raise ExportError(f"{p}: ONNX file not found")
+    data, proto = _read_onnx(p)
+    meta = {m.key: m.value for m in proto.metadata_props}
+    onnx_stride(meta, p)
+    weights = {t.name for t in proto.graph.initializer}
+    if not [i for i in proto.graph.input if i.name not in weights] or not proto.graph.output:
+        raise ExportError(f"{p}: the graph has no image input or no alpha output")
     try:
         import onnxruntime as ort
     except ImportError as e:  # pragma: no cover - a dev dependency
         raise ExportError("onnxruntime is not installed (pip install onnxruntime)") from e
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    session = ort.InferenceSession(str(p), opts, providers=list(providers or ["CPUExecutionProvider"]))
-    return session, onnx_metadata(p)
+    try:
+        session = ort.InferenceSession(data, opts, providers=list(providers or ["CPUExecutionProvider"]))
+    except Exception as e:  # InvalidGraph, InvalidProtobuf, NotImplemented, Fail ...
+        raise ExportError(f"{p}: onnxruntime cannot load this graph ({_first_line(e)})") from e
+    return session, meta
 
 
 def compare_onnx(
@@ -347,10 +405,8 @@ def compare_onnx(
 
     The PyTorch reference is ``PaddedModel(model)`` (identical to ``model(x)`` for stride-aligned sizes).
     """
-    from lowlight_matting.deploy import model_stride
-
     session, meta = load_onnx_session(path)
-    ref = PaddedModel(model.eval().cpu(), int(meta.get("stride", model_stride(model)))).eval()
+    ref = PaddedModel(model.eval().cpu(), onnx_stride(meta, path)).eval()
     g = torch.Generator().manual_seed(seed)
     rows = []
     for b, h, w in sizes:
@@ -379,6 +435,7 @@ def compare_onnx(
 
 
 __all__ = [
+    "MAX_STRIDE",
     "ONNX_FORMAT",
     "WEIGHTS_FORMAT",
     "ExportError",
@@ -388,7 +445,9 @@ __all__ = [
     "is_weights_file",
     "load_onnx_session",
     "load_weights",
+    "min_onnx_side",
     "onnx_metadata",
+    "onnx_stride",
     "read_weights_metadata",
     "save_weights",
 ]

@@ -4,11 +4,15 @@ DataLoader workers: each worker gets ``torch.initial_seed()`` = base_seed + work
 ``Generator`` or an albumentations ``Compose`` held by a Dataset is *copied* into every worker with the same
 state, so without re-seeding all workers draw the same "random" stream. :func:`worker_init_fn` re-seeds Python,
 NumPy's global state and any object in the dataset that has a ``reseed(seed)`` method.
+
+:func:`capture_rng_state` / :func:`restore_rng_state` save and restore every global stream (Python, NumPy,
+torch CPU and CUDA) in a form a ``weights_only`` checkpoint can hold, for exact resume.
 """
 
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,3 +61,49 @@ def make_generator(seed: int | None) -> torch.Generator:
     else:
         g.manual_seed(int(seed))
     return g
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Python, NumPy and torch (CPU, CUDA) RNG states as tensors and plain lists (``weights_only``-safe)."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [int(version), [int(v) for v in internal], gauss],
+        "numpy": [
+            str(name),
+            torch.from_numpy(keys.astype(np.int64)),
+            int(pos),
+            int(has_gauss),
+            float(cached),
+        ],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = list(torch.cuda.get_rng_state_all())
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    if "python" in state:
+        version, internal, gauss = state["python"]
+        random.setstate((int(version), tuple(int(v) for v in internal), gauss))
+    if "numpy" in state:
+        name, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state(
+            (
+                name,
+                np.asarray(keys, dtype=np.int64).astype(np.uint32),
+                int(pos),
+                int(has_gauss),
+                float(cached),
+            )
+        )
+    if "torch" in state:
+        torch.set_rng_state(torch.as_tensor(state["torch"], dtype=torch.uint8).cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = state["cuda"]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([torch.as_tensor(s, dtype=torch.uint8).cpu() for s in cuda])
+
+

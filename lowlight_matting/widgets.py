@@ -29,7 +29,8 @@ import io
 import ipywidgets as widgets
 import numpy as np
 
-from lowlight_matting.simulate import LowLightSimulator, mean_luminance
+from lowlight_matting.color import mean_luminance
+from lowlight_matting.simulate import LowLightSimulator
 from lowlight_matting.viz import histogram_png
 
 __all__ = ["SLIDER_NAMES", "LowLightExplorer", "low_light_explorer", "png_bytes"]

@@ -90,7 +90,7 @@ def test_build_executes_renders_and_links_every_chapter_in_order(tmp_path, book)
     chapters = book.build([first, second], out, fast=True, log=logs.append)
 
     assert [c.title for c in chapters] == ["Intro to low light", "Sliders chapter"]
-    assert all(c.ok and c.seconds > 0 for c in chapters)
+    assert all(c.ok for c in chapters)
     assert not (out / "99_stale.html").exists(), "pages of chapters that no longer exist must go"
     index = (out / "index.html").read_text()
     assert _links(index) == ["00_intro.html", "01_sliders.html"], "index must link every chapter, in order"

@@ -1,5 +1,6 @@
 """Evaluation: records agree with the metrics, summaries and tables compute the right means and changes,
-brightness bins, hardest images, zoom boxes, files and figures."""
+the one formatter, bootstrap intervals, brightness bins and the package's meaning of dark, hardest images,
+zoom boxes, files and figures."""
 
 import json
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from lowlight_matting import evaluate as E
+from lowlight_matting import evaluation as E
 from lowlight_matting.io import read_image, write_image
 from lowlight_matting.metrics import compute_metrics, make_trimap
 
@@ -66,7 +67,7 @@ def test_records_match_compute_metrics_and_carry_context():
         for k in E.METRICS:
             assert r[k] == pytest.approx(want[k], rel=1e-6, abs=1e-9)
         assert r["name"] == it["name"] and r["test_set"] == "toy" and r["region"] == "whole"
-        assert r["unknown_fraction"] == 1.0 and r["seconds"] >= 0
+        assert r["unknown_fraction"] == 1.0
     # brightness is the mean linear luminance of the input: the three images are far apart
     b = sorted({r["brightness"] for r in recs})
     assert b[0] < 0.01 < b[1] < 0.1 < b[2]
@@ -116,9 +117,9 @@ def test_summary_table_and_relative_change():
     lines = table.splitlines()
     assert lines[0] == "| model | MSE ↓ | SAD ↓ | Grad ↓ | Conn ↓ |"
     assert lines[2].startswith("| a | 0.0300 | 50.00 | 30.00 | 20.00")
-    assert lines[-1] == "| relative change, b vs a | −50.0% | −50.0% | −50.0% | +0.0% |"
+    assert lines[-1] == "| relative change, b vs a | -50.0% | -50.0% | -50.0% | 0.0% |"
     scaled = E.comparison_table(s["s"], baseline="b", mse_scale=1000)
-    assert "MSE ×1000 ↓" in scaled and "| b | 15.000 |" in scaled and "relative change, a vs b" in scaled
+    assert "MSE ×1000 ↓" in scaled and "| b | 15.00 |" in scaled and "relative change, a vs b" in scaled
     assert E.relative_change(0.032, 0.018) == pytest.approx(-0.4375)
     assert np.isnan(E.relative_change(0, 1)) and E.format_change(float("nan")) == "n/a"
     with pytest.raises(KeyError, match="baseline"):
@@ -136,8 +137,34 @@ def test_brightness_bins_and_table():
     # the brightness 'model' predicts ~0 on the pitch-dark input: as bad as predicting zeros there
     assert dark["grey"]["sad"] == pytest.approx(dark["zeros"]["sad"], rel=0.05)
     assert bright["grey"]["sad"] != pytest.approx(bright["zeros"]["sad"], rel=0.05)
+    assert [r["dark"] for r in rows] == ["yes", "yes", "no"]  # bins below / above color.DARK_THRESHOLD
     table = E.brightness_table(recs)
     assert table.count("\n") == 1 + len(rows) and "SAD change (grey vs zeros)" in table
+    assert "| dark (< 7.32 %) |" in table and f"| {rows[-1]['bin']} | no | 1 |" in table
+
+
+def test_brightness_bins_split_where_the_package_says_dark():
+    from lowlight_matting.color import DARK_THRESHOLD, is_dark, mean_luminance
+
+    assert DARK_THRESHOLD in E.BRIGHTNESS_EDGES
+    recs = []
+    for i, v in enumerate((3, 60, 76, 77, 200)):  # sRGB 76/255 is just darker than 0.3, 77/255 just brighter
+        img = np.full((4, 4, 3), v, np.uint8)
+        recs.append({"model": "m", "test_set": "s", "index": i, "brightness": mean_luminance(img), "sad": v})
+        recs[-1]["is_dark"] = is_dark(img)
+    for lo, hi, mask in E.bin_by_brightness([r["brightness"] for r in recs]):
+        for r in (r for r, m in zip(recs, mask, strict=True) if m):
+            assert E.is_dark_bin(lo, hi) == ("yes" if r["is_dark"] else "no"), r
+    rows = E.brightness_bins(recs, metrics=("sad",))
+    assert [(row["bin"], row["dark"], row["n"]) for row in rows] == [
+        ("0–1 %", "yes", 1),
+        ("3–7.32 %", "yes", 2),
+        ("7.32–100 %", "no", 2),
+    ]
+    assert rows[1]["m"]["sad"] == pytest.approx((60 + 76) / 2)
+    assert E.is_dark_bin(0.05, 0.1) == "partly"  # custom edges that straddle the threshold say so
+    with pytest.raises(ValueError, match="edges"):
+        E.bin_by_brightness([0.5], edges=(0.0, 0.5, 0.2))
 
 
 def test_hardest_and_zoom_box():
@@ -215,8 +242,13 @@ def test_evaluate_checkpoints_writes_everything(tmp_path):
     )
     data = json.loads((out / "results.json").read_text())
     assert data["summary"]["toy"]["zeros"]["n"] == 3 and len(data["records"]) == 10
-    for f in res["files"]["figures"]:
-        assert read_image(f).shape[0] > 100
+    assert [f.split("/")[-1] for f in res["files"]["figures"]] == [
+        "hardest_toy.png",
+        "hardest_toy2.png",
+        "brightness_sad.png",
+    ]
+    # 2 hardest images × (full + zoom) rows, input / truth / 2 alphas / 2 error maps, at 110 dpi
+    assert read_image(out / "figures" / "hardest_toy.png").shape == (round((1.85 * 4 + 0.4) * 110), 1188, 3)
     assert len(E.read_csv(out / "metrics.csv")) == 10
     with pytest.raises(FileExistsError, match="overwrite"):
         E.evaluate_checkpoints({"zeros": Const(0.0)}, sets, out_dir=out, progress=False)
@@ -246,7 +278,7 @@ def test_names_pass_through_the_low_light_wrapper():
 
 
 def test_bootstrap_interval_of_a_relative_change():
-    from lowlight_matting.evaluate import bootstrap_relative_change
+    from lowlight_matting.evaluation import bootstrap_relative_change
 
     # every image halves its error: every resample gives exactly -50 %
     lo, hi = bootstrap_relative_change([2.0, 4.0, 6.0, 1.0], [1.0, 2.0, 3.0, 0.5])
@@ -263,7 +295,33 @@ def test_bootstrap_interval_of_a_relative_change():
     # pairing: images that differ wildly in difficulty, each improved by 10 % -> exactly -10 %, no spread
     wild = g.gamma(0.5, 10.0, 50) + 1
     assert bootstrap_relative_change(wild, 0.9 * wild) == pytest.approx((-0.1, -0.1))
-    with pytest.raises(ValueError, match="same non-zero length"):
+    with pytest.raises(ValueError, match="same length"):
         bootstrap_relative_change([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="at least 2 images"):
+        bootstrap_relative_change([1.0], [1.0])
     with pytest.raises(ValueError, match="level"):
-        bootstrap_relative_change([1.0], [1.0], level=1.5)
+        bootstrap_relative_change([1.0, 2.0], [1.0, 2.0], level=1.5)
+    # a resample whose baseline mean is 0 has no relative change: the interval is undefined, not a number
+    lo, hi = bootstrap_relative_change([0.0, 0.0, 1.0], [1.0, 1.0, 1.0])
+    assert np.isnan(lo) and np.isnan(hi)
+
+
+def test_one_formatter_for_changes_and_metrics():
+    assert E.format_change(-0.4375) == "-44%" and E.format_change(-0.4375, 1) == "-43.8%"
+    assert E.format_change(0.021) == "+2%" and E.format_change(0.0004, 1) == "0.0%"
+    assert E.format_change(None) == "n/a" and E.format_change(float("inf")) == "n/a"
+    assert E.format_metric("mse", 0.0321) == "0.0321" and E.format_metric("mse", 0.0321, 1000) == "32.10"
+    assert E.format_metric("sad", 48.7) == "48.70" and E.format_metric("grad", None) == "n/a"
+    table = E.metrics_table(
+        [("a", {"mse": 0.02, "sad": 4.0, "grad": 2.0, "conn": 3.0})],
+        [("change", {"mse": -0.5, "sad": 0.1, "grad": 0.0, "conn": float("nan")})],
+    )
+    assert table.splitlines()[-1] == "| change | -50% | +10% | 0% | n/a |"
+
+
+def test_the_demo_report_formats_with_the_evaluation_formatter():
+    from lowlight_matting.experiment import report
+
+    for name in ("format_change", "format_metric", "metrics_table", "relative_change", "ARTICLE", "METRICS"):
+        assert getattr(report, name) is getattr(E, name), name
+    assert report.comparison_rows is E.relative_changes

@@ -10,13 +10,14 @@ import scipy.ndimage as ndi
 import torch
 
 from lowlight_matting import metrics as M
+from lowlight_matting.metrics.reference import _largest_component
 
 # ------------------------------------------------------------------------------------------------------
 # An independent, deliberately plain re-implementation of compute_sad_loss.m, compute_mse_loss.m,
 # compute_gradient_loss.m (+ gaussgradient.m) and compute_connectivity_error.m: explicit 2-D kernels built
 # element by element, a full 2-D convolution, a column-major flood fill standing in for bwconncomp, and the
-# reference's per-threshold loop. Conventions of lowlight_matting.metrics: inputs already in [0, 1], no
-# mat2gray, SAD/Grad/Conn divided by 1000, whole image when there is no trimap.
+# reference's per-threshold loop. Conventions of lowlight_matting.metrics.reference: inputs already in
+# [0, 1], no mat2gray, SAD/Grad/Conn divided by 1000, whole image when there is no trimap.
 # ------------------------------------------------------------------------------------------------------
 
 
@@ -385,7 +386,11 @@ def test_make_trimap():
     assert t.dtype == np.uint8 and set(np.unique(t)) == {0, 128, 255}
     assert np.all(t[(a > 0) & (a < 1)] == 128)  # every fractional pixel is unknown
     assert t[32, 32] == 255 and t[0, 0] == 0
-    assert np.all(t[a == 0][t[a == 0] == 255] == 255) and not np.any(t[a == 0] == 255)
+    # the unknown band reaches kernel_size // 2 = 3 px either side of the top edge (row 16), no further
+    np.testing.assert_array_equal(t[10:24, 32], [0] * 3 + [128] * 6 + [255] * 5)
+    # and 3 px beyond the fractional column 47, whose eroded foreground stops 3 px before the last opaque one
+    np.testing.assert_array_equal(t[32, 42:53], [255] * 2 + [128] * 7 + [0] * 2)
+    assert not np.any(t[a == 0] == 255)  # transparent pixels are never foreground
     assert not np.any(t[a == 1] == 0)
     wide = M.make_trimap(a, kernel_size=15)
     assert (wide == 128).sum() > (t == 128).sum()
@@ -401,12 +406,12 @@ def test_largest_component_with_more_labels_than_16_bits_hold():
     labels, n = ndi.label(mask)  # 4-connectivity, raster order
     assert n > 65535
     want = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
-    got = M._largest_component(np.ascontiguousarray(mask).view(np.uint8))
+    got = _largest_component(np.ascontiguousarray(mask).view(np.uint8))
     assert np.array_equal(got, want)
     small = mask[:100, :100]
     labels, _ = ndi.label(small)
     want = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
-    assert np.array_equal(M._largest_component(np.ascontiguousarray(small).view(np.uint8)), want)
+    assert np.array_equal(_largest_component(np.ascontiguousarray(small).view(np.uint8)), want)
 
 
 def test_connectivity_with_many_levels():

@@ -128,3 +128,185 @@ def test_readme_quotes_the_recorded_numbers():
         cells = [c.strip() for c in line.strip().strip("|").split("|")][1:]
         want = [ex.format_mean_sd(s[key][k], share) for k in ex.METRICS]
         assert cells == want, f"README row '{label}': {cells} != record {want}"
+
+
+# ----------------------------------------------------------------------------- the package's own structure
+PACKAGE = REPO / "lowlight_matting"
+MAX_LINES = 500
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _package_modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _import_edges(name: str, path: Path, known: set[str]) -> set[str]:
+    """The lowlight_matting modules that ``name`` (defined in ``path``) imports, anywhere in the file."""
+    import ast
+
+    is_package = path.name == "__init__.py"
+
+    def resolve(target: str) -> str | None:
+        # the longest known module that ``target`` names (a.b.func -> a.b); None outside the package
+        while target and target not in known:
+            target = target.rpartition(".")[0]
+        return target or None
+
+    edges: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".") if is_package else name.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                base_name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                base_name = node.module or ""
+            # ``from pkg import sub`` imports the submodule; ``from pkg import obj`` runs pkg's __init__
+            targets = [
+                f"{base_name}.{a.name}" if f"{base_name}.{a.name}" in known else base_name for a in node.names
+            ]
+        else:
+            continue
+        for t in targets:
+            resolved = resolve(t) if t.split(".")[0] == "lowlight_matting" else None
+            if resolved and resolved != name:
+                edges.add(resolved)
+    return edges
+
+
+def _find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle per strongly connected component with more than one module (Tarjan), as a closed path."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                components.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+
+    cycles = []
+    for comp in components:  # a shortest path back to the start, inside the component (BFS)
+        members, start = set(comp), comp[0]
+        parent: dict[str, str] = {}
+        frontier = [start]
+        while start not in parent and frontier:
+            nxt = []
+            for v in frontier:
+                for w in sorted(graph[v] & members):
+                    if w not in parent:
+                        parent[w] = v
+                        nxt.append(w)
+            frontier = nxt
+        path = [start]
+        while True:
+            path.append(parent[path[-1]])
+            if path[-1] == start:
+                break
+        cycles.append(path[::-1])
+    return cycles
+
+
+def test_find_cycles_reports_a_closed_path():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e"}}
+    assert _find_cycles(graph) == [["a", "b", "c", "a"]]
+    assert _find_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_import_edges_resolve_relative_function_local_and_package_imports(tmp_path):
+    pkg = tmp_path / "lowlight_matting"
+    (pkg / "sub").mkdir(parents=True)
+    files = {
+        "__init__.py": "",
+        "sub/__init__.py": "from lowlight_matting.sub.inner import f\n",
+        "sub/inner.py": "def f():\n    from ..top import g\n    from . import other\n",
+        "sub/other.py": "import lowlight_matting.top as t\nfrom lowlight_matting.sub import f\n",
+        "top.py": "import numpy\nfrom lowlight_matting import sub\nfrom lowlight_matting.top import x\n",
+    }
+    for rel, text in files.items():
+        (pkg / rel).write_text(text)
+    known = {"lowlight_matting", "lowlight_matting.sub", "lowlight_matting.sub.inner"}
+    known |= {"lowlight_matting.sub.other", "lowlight_matting.top"}
+
+    def edges(rel, name):
+        return _import_edges(name, pkg / rel, known)
+
+    assert edges("sub/__init__.py", "lowlight_matting.sub") == {"lowlight_matting.sub.inner"}
+    assert edges("sub/inner.py", "lowlight_matting.sub.inner") == {
+        "lowlight_matting.top",
+        "lowlight_matting.sub.other",
+    }
+    # an import of a name from a package is an edge to the package's __init__
+    assert edges("sub/other.py", "lowlight_matting.sub.other") == {
+        "lowlight_matting.top",
+        "lowlight_matting.sub",
+    }
+    assert edges("top.py", "lowlight_matting.top") == {"lowlight_matting.sub"}
+
+
+def test_no_import_cycles_between_package_modules():
+    """No cycle in the graph of lowlight_matting modules, counting every ``import`` / ``from ... import``
+    anywhere in a file (function-local imports too: a cycle hidden in a function still ties the two modules
+    together). Relative imports are resolved; ``from pkg import name`` is an edge to ``pkg/__init__.py``
+    unless ``name`` is a submodule; a package ``__init__`` re-exporting from a submodule is an edge from the
+    package to that submodule. The implicit import of parent packages is not counted (every submodule would
+    otherwise form a cycle with its own package)."""
+    modules = _package_modules()
+    known = set(modules)
+    graph = {name: _import_edges(name, path, known) for name, path in modules.items()}
+    cycles = _find_cycles(graph)
+    assert not cycles, "import cycles in lowlight_matting:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_module_is_longer_than_500_lines_without_a_stated_reason():
+    """A module of more than 500 lines (``len(text.splitlines())``) must say why in its module docstring: a
+    line that starts with ``Length:`` followed by the reason in at least five words, e.g.
+    ``Length: one table of every preset; splitting it would scatter the registry.``"""
+    import ast
+
+    too_long = []
+    for path in _package_modules().values():
+        text = path.read_text(encoding="utf-8")
+        n = len(text.splitlines())
+        if n <= MAX_LINES:
+            continue
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        reasons = [
+            ln.strip()[len("Length:") :] for ln in doc.splitlines() if ln.strip().startswith("Length:")
+        ]
+        if not any(len(r.split()) >= 5 for r in reasons):
+            too_long.append(f"{path.relative_to(REPO)}: {n} lines")
+    assert not too_long, (
+        f"modules over {MAX_LINES} lines without a 'Length: <reason>' line in the module docstring:\n"
+        + "\n".join(too_long)
+    )

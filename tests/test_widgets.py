@@ -8,7 +8,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from lowlight_matting.simulate import mean_luminance
+from lowlight_matting import LowLightSimulator
+from lowlight_matting.color import mean_luminance
 from lowlight_matting.widgets import SLIDER_NAMES, low_light_explorer
 
 
@@ -34,20 +35,30 @@ def test_explorer_is_a_vbox_with_the_named_float_sliders(photo):
 
 
 def test_moving_each_slider_updates_the_picture(photo):
+    """Each slider sets its own simulator parameter and re-renders: the picture shown is the simulator's output
+    for the parameters the sliders now mean, and the histogram changes with it."""
     box = low_light_explorer(photo, seed=0, max_side=96, exposure=-2.0)
-    for name, value in [
-        ("exposure", -5.0),
-        ("gamma", 2.0),
-        ("shot noise", 0.02),
-        ("read noise", 0.001),
-        ("gain", 8.0),
+    for name, value, param, want in [
+        ("exposure", -5.0, "ratio", 32.0),  # five stops darker: 1/32 of the light
+        ("gamma", 2.0, "gamma", 2.0),
+        ("shot noise", 0.02, "shot", 0.02),
+        ("read noise", 0.001, "read", 0.001),
+        ("gain", 8.0, "gain", 8.0),
     ]:
         before_img, before_hist, before_n = box.image_widget.value, box.histogram_widget.value, box.updates
+        before = box.params()
         box.sliders[name].value = value
         assert box.updates == before_n + 1, name
+        after = box.params()
+        assert after[param] == pytest.approx(want), name
+        assert {k: v for k, v in after.items() if k != param} == {
+            k: v for k, v in before.items() if k != param
+        }
         assert box.image_widget.value != before_img, name
         assert box.histogram_widget.value != before_hist, name
-        assert name in {"exposure", "gamma", "shot noise", "read noise", "gain"}
+        np.testing.assert_array_equal(
+            decode(box.image_widget.value), LowLightSimulator.apply(box.image, **box.params())
+        )
 
 
 def test_slider_values_change_the_statistics_the_right_way(photo):

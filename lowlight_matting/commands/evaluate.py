@@ -1,15 +1,22 @@
-"""Evaluate one or more checkpoints on a test set and write the article's table, per-image metrics and figures.
+"""Evaluate one or more models on a test set and write the article's table, per-image metrics and figures.
 
 Writes into OUT: ``metrics.csv`` (one row per model × image), ``summary.md`` (the conventions, one table per
-test set in the article's shape with relative changes against the first checkpoint, results by input
+test set in the article's shape with relative changes against the first model, results by input
 brightness, the figures), ``brightness.md``, ``results.json`` and ``figures/`` (input / ground truth / each
 model's alpha / error maps for the hardest images, zoomed on hair and edges; SAD by brightness).
+
+A model is anything ``lowlight-matting matte`` takes: a training checkpoint (``.pt``), exported weights
+(``.safetensors``), an exported ONNX graph (``.onnx``, run with onnxruntime on the CPU at each image's own
+size), or a shipped model name (``cvunet-base``, ``cvunet-lowlight``). A bad model, ``--device`` or data
+folder is reported in one line and exits with status 2.
 
 Examples::
 
     lowlight-matting evaluate --checkpoint runs/demo/baseline.pt --checkpoint runs/demo/finetuned.pt \\
         --data synthetic --lowlight --n 50 --size 256 --out runs/eval
-    lowlight-matting evaluate --checkpoint base=a.pt --checkpoint ft=b.pt --data path/to/test --trimap auto --out ev
+    lowlight-matting evaluate --checkpoint base=a.pt --checkpoint ft=b.onnx --data path/to/test \\
+        --trimap auto --out ev
+    lowlight-matting evaluate --checkpoint cvunet-base --checkpoint cvunet-lowlight --lowlight-only --out ev
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import sys
 from pathlib import Path
 
 NAME = "evaluate"
-HELP = "score checkpoints (SAD, MSE, Grad, Conn) on a test set; write the table, per-image CSV and figures"
+HELP = "score models (SAD, MSE, Grad, Conn) on a test set; write the table, per-image CSV and figures"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,9 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint",
         action="append",
         required=True,
-        metavar="[NAME=]CKPT",
-        help="a checkpoint file (repeat for several; the first is the baseline of the relative changes). "
-        "NAME= sets the model's name in the tables (default: the file's stem)",
+        metavar="[NAME=]MODEL",
+        help="a model: training checkpoint (.pt), exported weights (.safetensors), ONNX graph (.onnx) or a "
+        "shipped model name (cvunet-base, cvunet-lowlight). Repeat for several; the first is the baseline of "
+        "the relative changes. NAME= sets the model's name in the tables (default: the file's stem)",
     )
     parser.add_argument(
         "--data",
@@ -59,7 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=256, help="side of the synthetic images (default 256)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and the simulation")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1 ...")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (default), cpu, cuda, cuda:N or mps (ONNX graphs run on the CPU)",
+    )
     parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default 4)")
     parser.add_argument(
         "--figures",
@@ -80,28 +92,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_checkpoints(specs: list[str]) -> dict[str, str]:
-    """``["a.pt", "ft=b.pt"]`` → ``{"a": "a.pt", "ft": "b.pt"}`` (stems made unique)."""
-    out: dict[str, str] = {}
+    """``["a.pt", "ft=b.pt", "cvunet-base"]`` → ``{"a": "a.pt", "ft": "b.pt", "cvunet-base": "cvunet-base"}``
+    (names made unique as :func:`lowlight_matting.evaluation.unique_names` does)."""
+    from lowlight_matting.evaluation import unique_names
+
+    labels, sources = [], []
     for spec in specs:
-        name, sep, path = spec.partition("=")
+        name, sep, source = spec.partition("=")
         if not sep or not name or Path(spec).exists():
-            name, path = Path(spec).stem or "model", spec
-        base, k = name, 2
-        while name in out:
-            name, k = f"{base}_{k}", k + 1
-        out[name] = path
-    return out
+            name, source = Path(spec).stem or "model", spec
+        labels.append(name)
+        sources.append(source)
+    return dict(zip(unique_names(labels), sources, strict=True))
+
+
+def _error(msg: str) -> int:
+    print(f"evaluate: {msg}", file=sys.stderr)
+    return 2
 
 
 def run(args: argparse.Namespace) -> int:
     from lowlight_matting.checkpoint import CheckpointError
-    from lowlight_matting.evaluate import evaluate_checkpoints, make_test_sets
+    from lowlight_matting.device import resolve_device
+    from lowlight_matting.evaluation import evaluate_checkpoints, is_model_path, load_models, make_test_sets
+    from lowlight_matting.export import ExportError
 
-    ckpts = parse_checkpoints(args.checkpoint)
-    missing = [p for p in ckpts.values() if not Path(p).is_file()]
+    try:
+        device = resolve_device(args.device)
+    except ValueError as e:
+        return _error(str(e))
+    sources = parse_checkpoints(args.checkpoint)
+    missing = [s for s in sources.values() if is_model_path(s) and not Path(s).is_file()]
     if missing:
-        print(f"evaluate: checkpoint not found: {', '.join(missing)}", file=sys.stderr)
-        return 2
+        return _error(f"model file not found: {', '.join(missing)}")
+    try:
+        models = load_models(sources, device)
+    except (CheckpointError, ExportError, FileNotFoundError, ValueError, KeyError, OSError) as e:
+        return _error(f"cannot load the model: {e}")
     trimap = None if args.trimap in ("none", "") else args.trimap
     try:
         sets = make_test_sets(
@@ -113,10 +140,10 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         results = evaluate_checkpoints(
-            ckpts,
+            models,
             sets,
             out_dir=args.out,
-            device=args.device,
+            device=device,
             trimap=trimap,
             mse_scale=args.mse_scale,
             n_figure=args.figures,
@@ -124,9 +151,8 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             overwrite=args.overwrite,
         )
-    except (CheckpointError, FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
-        print(f"evaluate: {e}", file=sys.stderr)
-        return 2
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
+        return _error(str(e))
     for ts, table in results["tables"].items():
         print(f"\n{ts}:\n{table}")
     print(f"\n{results['conventions']}\n")

@@ -7,18 +7,27 @@ inputs would get the same output name (``a/cat.jpg`` and ``b/cat.png``), the lat
 suffix or a number appended (``cat_png.png``, ``cat_2.png``) and the renaming is reported: nothing is
 silently overwritten.
 
+Models: with no ``--checkpoint`` (and no ``$LOWLIGHT_MATTING_CHECKPOINT``), the two models shipped with the
+package, routed by brightness: photos darker than ``--threshold`` (mean linear-light luminance, default
+``lowlight_matting.color.DARK_THRESHOLD`` = 0.0732) go to ``cvunet-lowlight``, others to ``cvunet-base``.
+``--checkpoint`` takes a shipped name, a training checkpoint (.pt), exported weights (.safetensors) or an
+ONNX graph; ``--auto --lowlight-checkpoint CKPT2`` routes dark photos to CKPT2. Nothing in a model file is
+executed (see README, "Reliability and safety").
+
 Safety: OUT_DIR may not be an input folder or inside one (nor the folder of an input file) unless
-``--allow-inside-input``; an output is never written over an input file; existing outputs are not replaced
-without ``--overwrite`` (the run stops before doing any work and lists them). Unreadable or unsupported
-files are reported and skipped; the exit status is 1 when any file failed, 2 for a usage error.
+``--allow-inside-input`` — real paths are compared, so a symlinked sub-folder of OUT_DIR that leads into an
+input folder is refused too; an output is never written over an input file; existing outputs are not
+replaced without ``--overwrite`` (the run stops before doing any work and lists them). Images over
+``--max-pixels`` (read from the header, before decoding), unreadable, unsupported or non-regular files
+(FIFOs, devices), symlink loops and symlinked sub-folders under ``--recursive`` are reported by name and
+skipped. Exit status: 0 when every photo was written, 1 when any failed (the others are written), 2 for a
+usage error (bad option, no model, no images, unsafe output folder) — then nothing is written.
 
 Grey, RGBA (its alpha is ignored), 16-bit and EXIF-rotated inputs are accepted; outputs have the photo's
 displayed (EXIF-rotated) size.
 
-With ``--auto --lowlight-checkpoint CKPT2`` each photo is routed by its brightness (mean linear-light
-luminance, see ``lowlight_matting.deploy.AutoMatter``): darker than ``--threshold`` goes to CKPT2.
-
 Examples:
+    ``lowlight-matting matte photos/ -o cutouts/``  (the shipped models, routed by brightness)
     ``lowlight-matting matte photos/ -o cutouts/ --checkpoint runs/demo/finetuned.pt``
     ``lowlight-matting matte "shoot/*.jpg" -o out/ --checkpoint base.pt --lowlight-checkpoint ll.pt --auto``
 """
@@ -26,6 +35,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -34,6 +44,27 @@ from pathlib import Path
 NAME = "matte"
 HELP = "cut out photos (files, folders, globs) into RGBA PNGs with a trained model"
 ENV_CHECKPOINT = "LOWLIGHT_MATTING_CHECKPOINT"
+DEFAULT_MAX_PIXELS = 100_000_000  # = lowlight_matting.io.DEFAULT_MAX_PIXELS (kept here: --help stays light)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value < 1.0:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1) (mean linear luminance), got {text!r}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,14 +73,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         default=os.environ.get(ENV_CHECKPOINT),
-        help=f"model: training checkpoint (.pt), exported weights (.safetensors) or ONNX graph (default: ${ENV_CHECKPOINT})",
+        help="model: a shipped name (cvunet-base, cvunet-lowlight), a training checkpoint (.pt), exported "
+        f"weights (.safetensors) or an ONNX graph (default: ${ENV_CHECKPOINT}; unset: the two shipped "
+        "models routed by brightness)",
     )
     parser.add_argument("--lowlight-checkpoint", help="the low-light model used with --auto for dark photos")
     parser.add_argument(
         "--auto", action="store_true", help="route each photo by brightness (needs --lowlight-checkpoint)"
     )
     parser.add_argument(
-        "--threshold", type=float, default=None, help="brightness threshold for --auto (default: calibrated)"
+        "--threshold",
+        type=_threshold,
+        default=None,
+        help="brightness threshold for routing, mean linear luminance in (0, 1) (default: "
+        "lowlight_matting.color.DARK_THRESHOLD, 0.0732)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"refuse photos larger than this many pixels, read from the file header (default {DEFAULT_MAX_PIXELS:_})",
     )
     parser.add_argument(
         "--alpha-only", action="store_true", help="write only the grey alpha matte as <name>.png"
@@ -63,7 +106,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--long-side", type=int, default=512, help="working resolution's long side (default 512)"
     )
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
+    parser.add_argument(
+        "--device", default=None, help="auto, cpu, cuda, cuda:1, mps (default auto: CUDA when available)"
+    )
     parser.add_argument(
         "--precision",
         choices=("auto", "fp32", "bf16", "fp16"),
@@ -78,9 +123,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _real(path: Path) -> Path:
+    """``path`` with every symlink resolved; never raises (``Path.resolve`` raises on a symlink loop)."""
+    return Path(os.path.realpath(path))
+
+
 def _relative_name(path: Path, folders: list[Path]) -> Path:
     """Output-relative name of an input: its path below the input folder it was found in, else its name."""
-    rp = path.resolve()
+    rp = _real(path)
     for folder in folders:
         if rp.is_relative_to(folder):
             return rp.relative_to(folder)
@@ -92,9 +142,10 @@ def plan_outputs(
 ) -> tuple[list[tuple[Path, Path, Path | None]], list[str]]:
     """(input, main output, alpha output or None) per file, with collisions resolved; plus rename notes.
 
-    Names are compared case-insensitively (as on macOS/Windows file systems) and never equal an input path.
+    Names are compared case-insensitively (as on macOS/Windows file systems) by their real paths (symlinks
+    resolved), and never equal an input path.
     """
-    taken = {str(f.resolve()).lower() for f in files}
+    taken = {str(_real(f)).lower() for f in files}
     plan, notes = [], []
     for f in files:
         rel = _relative_name(f, folders)
@@ -104,7 +155,7 @@ def plan_outputs(
         for base in candidates:
             main = out_dir / rel.parent / f"{base}.png"
             alpha = out_dir / rel.parent / f"{base}_alpha.png" if save_alpha else None
-            keys = [str(main.resolve()).lower()] + ([str(alpha.resolve()).lower()] if alpha else [])
+            keys = [str(_real(main)).lower()] + ([str(_real(alpha)).lower()] if alpha else [])
             if not any(k in taken for k in keys):
                 taken.update(keys)
                 break
@@ -114,47 +165,108 @@ def plan_outputs(
     return plan, notes
 
 
+def inside_inputs(path: Path, folders: list[Path], file_dirs: set[Path]) -> Path | None:
+    """The input folder ``path`` would really land in (symlinks resolved), or None.
+
+    ``folders``: real input folders (nothing may be written anywhere below them); ``file_dirs``: real
+    folders of input files (nothing may be written directly in them).
+    """
+    real = _real(path)
+    for d in folders:
+        if real.is_relative_to(d):
+            return d
+    return real.parent if real.parent in file_dirs else None
+
+
 def _error(msg: str) -> int:
     print(f"matte: {msg}", file=sys.stderr)
     return 2
+
+
+def _one_line(src: Path, e: BaseException) -> str:
+    """A failure as one line that names the file."""
+    lines = str(e).strip().splitlines()
+    msg = lines[0] if lines else type(e).__name__
+    if isinstance(e, MemoryError):
+        msg = "not enough memory for this photo (try a smaller --long-side or --max-pixels)"
+    return msg if str(src) in msg else f"{src}: {msg}"
+
+
+def _load_models(args: argparse.Namespace, device) -> tuple[object, str]:
+    """The matter for this run and a description of it; raises with a one-line message."""
+    from lowlight_matting.color import DARK_THRESHOLD
+    from lowlight_matting.deploy import AutoMatter, load_auto_matter, load_matter
+
+    fg = "none" if (args.no_foreground or args.alpha_only) else "ml"
+    opts = {"device": device, "long_side": args.long_side, "precision": args.precision, "foreground": fg}
+    threshold = DARK_THRESHOLD if args.threshold is None else args.threshold
+    if not args.checkpoint:
+        matter = load_auto_matter("cvunet-base", "cvunet-lowlight", threshold=threshold, **opts)
+        return matter, "the shipped models cvunet-base / cvunet-lowlight"
+    normal = load_matter(args.checkpoint, name="normal", **opts)
+    if args.auto:
+        low = load_matter(args.lowlight_checkpoint, name="lowlight", **opts)
+        return AutoMatter(normal, low, threshold=threshold), f"{args.checkpoint} / {args.lowlight_checkpoint}"
+    return normal, str(args.checkpoint)
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from lowlight_matting.io import list_images, read_image, write_image
+    from lowlight_matting.checkpoint import CheckpointError
+    from lowlight_matting.deploy import AutoMatter
+    from lowlight_matting.device import resolve_device
+    from lowlight_matting.export import ExportError
+    from lowlight_matting.io import read_image, scan_images, write_image
 
-    if not args.checkpoint:
-        return _error(f"no model: pass --checkpoint CKPT (or set ${ENV_CHECKPOINT})")
     if args.auto and not args.lowlight_checkpoint:
         return _error("--auto needs --lowlight-checkpoint (the model for dark photos)")
     if args.lowlight_checkpoint and not args.auto:
         return _error("--lowlight-checkpoint is used only with --auto (switch by brightness)")
+    if args.lowlight_checkpoint and not args.checkpoint:
+        return _error("--lowlight-checkpoint needs --checkpoint (the model for normal photos)")
     if args.alpha_only and args.save_alpha:
         return _error("--alpha-only and --save-alpha exclude each other")
     if args.long_side < 32:
         return _error(f"--long-side must be at least 32, got {args.long_side}")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as e:
+        return _error(f"--device: {str(e).removeprefix('device: ')}")
+    if args.precision == "fp16" and device.type != "cuda":
+        return _error(f"--precision fp16 needs a CUDA GPU (this run uses {device}); use bf16 or fp32")
 
-    out_dir = args.out_dir.resolve()
+    out_dir = _real(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         return _error(f"OUTPUT {args.out_dir} exists and is not a folder")
-    folders = [Path(s).resolve() for s in args.inputs if Path(s).is_dir()]
-    files = list_images(args.inputs, recursive=args.recursive)
+    folders = [_real(Path(s)) for s in args.inputs if Path(s).is_dir()]
+    files, skipped = scan_images(args.inputs, recursive=args.recursive)
+    for note in skipped:
+        print(f"matte: {note}", file=sys.stderr)
     if not files:
         return _error(f"no images found in {' '.join(args.inputs)}")
-    if not args.allow_inside_input:
-        input_dirs = set(folders) | {f.resolve().parent for f in files if f.exists()}
-        clash = [d for d in folders if out_dir.is_relative_to(d)] + [d for d in input_dirs if out_dir == d]
-        if clash:
-            return _error(
-                f"OUTPUT {args.out_dir} is an input folder or inside one ({clash[0]}); refusing to write into the "
-                "input folder (choose another folder or pass --allow-inside-input)"
-            )
+    file_dirs = {_real(f).parent for f in files if os.path.lexists(f)}
 
     plan, notes = plan_outputs(files, folders, out_dir, args.save_alpha)
+    if not args.allow_inside_input:
+        for _, main, alpha in plan:
+            for target in (main, alpha):
+                clash = None if target is None else inside_inputs(target, folders, file_dirs)
+                if clash is not None:
+                    where = (
+                        ""
+                        if _real(target).parent == out_dir
+                        else f" (through a symlink: {target} -> {_real(target)})"
+                    )
+                    return _error(
+                        f"OUTPUT {args.out_dir} would write into the input folder {clash}{where}; refusing "
+                        "(choose another folder or pass --allow-inside-input)"
+                    )
     if not args.overwrite:
-        existing = [p for _, main, alpha in plan for p in (main, alpha) if p is not None and p.exists()]
+        existing = [
+            p for _, main, alpha in plan for p in (main, alpha) if p is not None and os.path.lexists(p)
+        ]
         if existing:
             shown = "\n".join(f"  {p}" for p in existing[:10]) + ("\n  ..." if len(existing) > 10 else "")
             return _error(
@@ -162,22 +274,17 @@ def run(args: argparse.Namespace) -> int:
                 f"replace them):\n{shown}"
             )
 
-    from lowlight_matting.checkpoint import CheckpointError
-    from lowlight_matting.deploy import DEFAULT_THRESHOLD, AutoMatter, load_matter
-    from lowlight_matting.export import ExportError
-
-    fg = "none" if (args.no_foreground or args.alpha_only) else "ml"
-    opts = {"device": args.device, "long_side": args.long_side, "precision": args.precision, "foreground": fg}
     try:
-        normal = load_matter(args.checkpoint, name="normal", **opts)
-        if args.auto:
-            low = load_matter(args.lowlight_checkpoint, name="lowlight", **opts)
-            threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
-            matter = AutoMatter(normal, low, threshold=threshold)
-        else:
-            matter = normal
+        matter, described = _load_models(args, device)
     except (CheckpointError, ExportError, FileNotFoundError, ValueError, OSError) as e:
-        return _error(f"cannot load the model: {e}")
+        lines = str(e).strip().splitlines()
+        if not args.checkpoint:
+            return _error(
+                f"no --checkpoint given, and the shipped default models cannot be used "
+                f"({lines[0] if lines else type(e).__name__}); pass --checkpoint FILE or set ${ENV_CHECKPOINT}"
+            )
+        return _error(f"cannot load the model: {lines[0] if lines else type(e).__name__}")
+    auto = isinstance(matter, AutoMatter)
 
     failed: list[str] = []
     written = 0
@@ -185,30 +292,36 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(plan, desc="matte", unit="img", disable=args.quiet, file=sys.stderr)
     for src, main, alpha_path in bar:
         try:
-            image = read_image(src)
+            if not args.allow_inside_input:  # re-checked at write time: the folder may have changed
+                for target in (main, alpha_path):
+                    clash = None if target is None else inside_inputs(target, folders, file_dirs)
+                    if clash is not None:
+                        raise ValueError(f"{target} now leads into the input folder {clash}; not written")
+            image = read_image(src, max_pixels=args.max_pixels)
             alpha = matter.predict(image)
             a8 = np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8)
             if args.alpha_only:
                 write_image(main, a8, overwrite=args.overwrite)
             else:
-                engine = (
-                    matter if not args.auto else (low if matter.last_route.name == "lowlight" else normal)
-                )
+                engine = matter if not auto else getattr(matter, matter.last_route.name)
                 write_image(main, engine.cutout(image, alpha=alpha), overwrite=args.overwrite)
                 if alpha_path is not None:
                     write_image(alpha_path, a8, overwrite=args.overwrite)
         except KeyboardInterrupt:
             raise
-        except Exception as e:  # keep going: report every failure at the end
-            failed.append(f"{src}: {e}")
+        except Exception as e:  # keep going: report every failure at the end, one line each
+            failed.append(_one_line(src, e))
             continue
         written += 1
     elapsed = time.perf_counter() - t0
 
     what = "alpha matte(s)" if args.alpha_only else "cut-out(s)"
     per = f", {elapsed / max(written, 1):.2f} s/image" if written else ""
-    print(f"matte: wrote {written} {what} to {args.out_dir} in {elapsed:.1f} s{per}", file=sys.stderr)
-    if args.auto:
+    print(
+        f"matte: wrote {written} {what} to {args.out_dir} in {elapsed:.1f} s{per} ({described})",
+        file=sys.stderr,
+    )
+    if auto:
         c = matter.counts
         print(
             f"matte: routes: normal {c.get('normal', 0)}, lowlight {c.get('lowlight', 0)} "

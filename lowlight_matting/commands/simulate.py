@@ -17,7 +17,7 @@ HELP = "simulate low-light versions of the photos in a folder (physically based 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from lowlight_matting.simulate import PRESETS
+    from lowlight_matting.simulate import SIMULATOR_PRESETS
 
     parser.add_argument("in_dir", metavar="IN_DIR", type=Path, help="folder of photos (read only)")
     parser.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="where the low-light PNGs go")
@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="random seed (default 0); each file's draw depends only on the seed and its relative path",
     )
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="default", help="simulator preset")
+    parser.add_argument(
+        "--preset", choices=sorted(SIMULATOR_PRESETS), default="default", help="simulator preset"
+    )
     parser.add_argument("--recursive", action="store_true", help="also process sub-folders")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,11 +1,11 @@
 """Train or fine-tune a matting model from a YAML config (stages, AMP, checkpoints, resume, DDP).
 
 Examples:
-    lowlight-matting train --config configs/baseline.yaml --out runs
-    lowlight-matting train --config configs/lowlight_finetune.yaml --set model.init_checkpoint=runs/baseline/best.pt
-    lowlight-matting train --config configs/lowlight_finetune.yaml --resume        # continue an interrupted run
-    lowlight-matting train --preset fast_finetune --set stages.0.epochs=2
-    torchrun --nproc_per_node=4 -m lowlight_matting train --config configs/lowlight_finetune.yaml
+    lowlight-matting train --config configs/cvunet_base.yaml                  # the course's base model
+    lowlight-matting train --config configs/cvunet_lowlight.yaml              # the article's fine-tune of it
+    lowlight-matting train --config configs/cvunet_lowlight.yaml --resume     # continue an interrupted run
+    lowlight-matting train --preset fast_lowlight --set stages.1.steps=20
+    torchrun --nproc_per_node=4 -m lowlight_matting train --config configs/cvunet_lowlight.yaml
 """
 
 from __future__ import annotations
@@ -17,14 +17,17 @@ HELP = "train / fine-tune a model from a YAML config (stages, AMP, checkpoints, 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from lowlight_matting.train.presets import PRESETS
+
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", metavar="FILE", help="YAML training config (see configs/)")
-    src.add_argument(
-        "--preset",
-        metavar="NAME",
-        help="a named preset: baseline, lowlight_finetune, fast_baseline, fast_finetune",
-    )
+    src.add_argument("--preset", metavar="NAME", help=f"a named preset: {', '.join(PRESETS)}")
     parser.add_argument("--resume", action="store_true", help="continue from last.pt in the run folder")
+    parser.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="with --resume: continue even if the config differs from the run's (written beside config.yaml)",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -43,8 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 
-def run(args: argparse.Namespace) -> int:
+def _error(msg: str) -> int:
     import sys
+
+    print(f"lowlight-matting train: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
 
     import yaml
 
@@ -57,21 +67,29 @@ def run(args: argparse.Namespace) -> int:
     if args.name:
         overrides.append(f"name={args.name}")
     if args.data:
-        overrides += ["data.source=folder", f"data.root={args.data}"]
+        if not Path(args.data).is_dir():
+            return _error(f"--data {args.data}: not a folder")
+        overrides += ["data.source=folder", f"data.root={args.data}", "data.in_memory=false"]
     if args.device:
         overrides.append(f"device={args.device}")
     if args.amp:
         overrides.append(f"amp.mode={args.amp}")
     if args.resume:
         overrides.append("checkpoint.resume=true")
+    if args.allow_config_change:
+        overrides.append("checkpoint.allow_config_change=true")
     try:
         cfg = load_config(args.config, overrides) if args.config else preset(args.preset, overrides)
         if args.print_config:
             print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
             return 0
         run_dir = train(cfg)
-    except (ConfigError, CheckpointError, FileExistsError, KeyError, NonFiniteLossError) as e:
+    except NonFiniteLossError as e:  # the run itself failed: not a usage error
+        import sys
+
         print(f"lowlight-matting train: error: {e}", file=sys.stderr)
-        return 2
+        return 1
+    except (ConfigError, CheckpointError, FileExistsError, ValueError, OSError) as e:
+        return _error(str(e).splitlines()[0] if str(e) else type(e).__name__)
     print(f"run folder: {run_dir}")
     return 0

@@ -8,6 +8,10 @@ Two ways to run the simulator of :mod:`lowlight_matting.simulate`:
   the training loop darkens the flagged images of a batch on the GPU with
   :func:`~lowlight_matting.simulate.simulate_batch`, which is much faster than per-image NumPy.
 
+Both draw their parameters from the one law of :mod:`lowlight_matting.simulate.params` and apply the same
+steps (JPEG included), so with the same ranges the two modes give the same distribution of low-light images
+(not the same draws).
+
 Seeding: item ``i`` of epoch ``e`` draws everything from ``np.random.SeedSequence([seed, e, i])`` (the
 simulator is re-seeded per item), so the result does not depend on the number of DataLoader workers or on
 which worker loads the item, and no two workers repeat each other's noise. Call :meth:`LowLightPairs.set_epoch`

@@ -431,9 +431,9 @@ class SyntheticMattingDataset:
         length: number of samples.
         size: side (int) or (H, W).
         seed: dataset seed.
-        transform: optional callable ``t(image=, alpha=) -> dict`` (e.g.
-            :func:`lowlight_matting.augment.build_train_transform`); its output replaces image and alpha
-            and ``fg``/``bg`` are dropped (they would no longer line up).
+        transform: optional callable ``t(image=, alpha=, fg=, bg=) -> dict`` (e.g.
+            :func:`lowlight_matting.augment.build_train_transform`, which moves fg and bg with the image's
+            geometry); its outputs replace all four.
         **config: fields of :class:`SyntheticConfig` (probabilities of each part, ``backgrounds``).
     """
 
@@ -464,8 +464,8 @@ class SyntheticMattingDataset:
             raise IndexError(f"SyntheticMattingDataset: index {index} out of range for length {self.length}")
         item = generate_sample(np.random.default_rng([self.seed, index]), self.size, self.config)
         if self.transform is not None:
-            out = self.transform(image=item["image"], alpha=item["alpha"])
-            item = {"image": out["image"], "alpha": out["alpha"]}
+            out = self.transform(image=item["image"], alpha=item["alpha"], fg=item["fg"], bg=item["bg"])
+            item = {k: out[k] for k in ("image", "alpha", "fg", "bg")}
         return item
 
     def reseed(self, seed: int) -> None:

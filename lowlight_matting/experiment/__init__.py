@@ -1,7 +1,74 @@
-"""The main job: the article's experiment end to end (``lowlight-matting demo``).
+"""The main job: the article's experiment end to end (``lowlight-matting demo``, ``make demo``).
 
-:mod:`.run` orchestrates (data, evaluation, fine-tune, ablation, seeds); :mod:`.report` renders the results.
+:mod:`.recipe` (which base, which fine-tune config, the ablation's variants), :mod:`.run` (orchestration),
+:mod:`.report` (tables, verdict, intervals, headroom, Markdown), :mod:`.seeds` (several seeds) and
+:mod:`.figures` (PNGs).
 """
 
-from lowlight_matting.experiment.report import *  # noqa: F403
-from lowlight_matting.experiment.run import *  # noqa: F403
+from lowlight_matting.experiment.figures import plot_comparison_grid, plot_loss_curves
+from lowlight_matting.experiment.recipe import (
+    ABLATIONS,
+    DEMOS,
+    Demo,
+    Ingredients,
+    apply_ingredients,
+    base_config,
+    finetune_config,
+)
+from lowlight_matting.experiment.report import (
+    ARTICLE,
+    METRIC_TITLES,
+    METRICS,
+    NORMAL_TOLERANCE,
+    confidence_intervals,
+    headroom,
+    render_ablation,
+    render_report,
+    verdict,
+)
+from lowlight_matting.experiment.run import (
+    MARKER,
+    TEST_SEED,
+    TEST_SIM_SEED,
+    TestSets,
+    evaluate_on,
+    make_test_sets,
+    run_ablation,
+    run_experiment,
+    run_seeds,
+)
+from lowlight_matting.experiment.seeds import format_mean_sd, render_seeds, summarize_seeds, write_seeds
+
+__all__ = [
+    "ABLATIONS",
+    "ARTICLE",
+    "DEMOS",
+    "MARKER",
+    "METRICS",
+    "METRIC_TITLES",
+    "NORMAL_TOLERANCE",
+    "TEST_SEED",
+    "TEST_SIM_SEED",
+    "Demo",
+    "Ingredients",
+    "TestSets",
+    "apply_ingredients",
+    "base_config",
+    "confidence_intervals",
+    "evaluate_on",
+    "finetune_config",
+    "format_mean_sd",
+    "headroom",
+    "make_test_sets",
+    "plot_comparison_grid",
+    "plot_loss_curves",
+    "render_ablation",
+    "render_report",
+    "render_seeds",
+    "run_ablation",
+    "run_experiment",
+    "run_seeds",
+    "summarize_seeds",
+    "verdict",
+    "write_seeds",
+]

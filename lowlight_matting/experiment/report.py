@@ -1,76 +1,59 @@
 """The demo's report: the article's table with relative changes, the verdict, 95 % intervals, headroom, the
-ablation, several seeds, and the figures (``report.md``, ``ablation.md``, ``seeds.md``, PNGs).
+ablation and several seeds (``report.md``, ``ablation.md``, ``seeds.md``, ``seeds.json``).
 
 Everything here reads a results dict (what ``results.json`` holds) and renders it; nothing trains or
-evaluates, so a committed record can be re-rendered from its JSON alone.
+evaluates, so a committed record can be re-rendered from its JSON alone. Numbers are formatted and
+compared by :mod:`lowlight_matting.evaluation` (one :func:`format_change`, :func:`format_metric`,
+:func:`metrics_table`, :func:`relative_change` and :func:`bootstrap_relative_change` for the whole
+package); the figures are in :mod:`lowlight_matting.experiment.figures`.
 """
 
-import json
+from __future__ import annotations
+
 import math
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lowlight_matting.evaluate import bootstrap_relative_change, relative_change
-from lowlight_matting.evaluate import to_jsonable as _jsonable
+from lowlight_matting.evaluation import (
+    ARTICLE,
+    METRIC_TITLES,
+    METRICS,
+    bootstrap_relative_change,
+    format_change,
+    format_metric,
+    metrics_table,
+    relative_change,
+)
+from lowlight_matting.evaluation import relative_changes as comparison_rows
 
-METRICS: tuple[str, ...] = ("mse", "sad", "grad", "conn")
-"""Metric keys in the order of the article's table (MSE, SAD, Gradient, Connectivity)."""
-
-METRIC_TITLES = {"mse": "MSE", "sad": "SAD", "grad": "Grad", "conn": "Conn"}
-
-ARTICLE = {
-    "baseline": {"mse": 0.032, "sad": 48.7, "grad": 28.5, "conn": 35.2},
-    "finetuned": {"mse": 0.018, "sad": 31.4, "grad": 19.3, "conn": 24.1},
-}
-"""The article's table ("LL-Matte-Test", N = 200): original CV-UNet vs fine-tuned, lower is better."""
+__all__ = [
+    # defined here
+    "NORMAL_TOLERANCE",
+    "verdict",
+    "confidence_intervals",
+    "headroom",
+    "render_report",
+    "render_ablation",
+    # the evaluation's one definition of each, re-exported under the names the demo has always used
+    "METRICS",
+    "METRIC_TITLES",
+    "ARTICLE",
+    "relative_change",
+    "comparison_rows",
+    "format_change",
+    "format_metric",
+    "metrics_table",
+]
 
 NORMAL_TOLERANCE = 0.05
 """The fine-tuned model may lose at most this fraction (5%) against the baseline on normal light."""
 
 
 # --------------------------------------------------------------------------------------------------------
-# tables, relative changes, report
+# verdict, intervals, headroom, report
 # --------------------------------------------------------------------------------------------------------
-def format_change(change: float, digits: int = 0) -> str:
-    """A relative change as a signed percentage: ``-0.4375 -> '-44%'``, ``0.02 -> '+2%'``, NaN -> ``'n/a'``."""
-    if not math.isfinite(change):
-        return "n/a"
-    pct = round(change * 100, digits)
-    if pct == 0:
-        return f"{0:.{digits}f}%"
-    return f"{pct:+.{digits}f}%"
-
-
-def format_metric(key: str, value: float) -> str:
-    """Metric value as shown in the tables: MSE with 4 decimals (raw, not ×10³), the others with 2."""
-    if value is None or not math.isfinite(float(value)):
-        return "n/a"
-    return f"{value:.4f}" if key == "mse" else f"{value:.2f}"
-
-
-def comparison_rows(before: dict, after: dict) -> dict[str, float]:
-    """Relative change per metric from ``before`` to ``after`` (dicts with keys :data:`METRICS`)."""
-    return {k: relative_change(before[k], after[k]) for k in METRICS}
-
-
-def metrics_table(
-    rows: Sequence[tuple[str, dict[str, float]]], changes: Sequence[tuple[str, dict[str, float]]] = ()
-) -> str:
-    """A Markdown table in the article's shape: one row per model (MSE, SAD, Grad, Conn), then change rows."""
-    head = "| model | " + " | ".join(f"{METRIC_TITLES[k]} ↓" for k in METRICS) + " |"
-    sep = "|---|" + "---:|" * len(METRICS)
-    lines = [head, sep]
-    for label, m in rows:
-        lines.append(f"| {label} | " + " | ".join(format_metric(k, m[k]) for k in METRICS) + " |")
-    for label, ch in changes:
-        lines.append(f"| {label} | " + " | ".join(format_change(ch[k]) for k in METRICS) + " |")
-    return "\n".join(lines)
-
-
 def verdict(results: dict, tolerance: float = NORMAL_TOLERANCE) -> dict[str, Any]:
     """What the run shows: does the fine-tuned model win in the dark on every metric, and keep normal light?
 
@@ -96,13 +79,14 @@ def confidence_intervals(results: dict, level: float = 0.95, seed: int = 0) -> d
     """95 % intervals of the fine-tuned-vs-baseline changes over the test images, when the run kept them.
 
     ``results["per_image"][light][model][metric]`` holds one value per test image (the same images, in the
-    same order, for both models); :func:`~lowlight_matting.evaluate.bootstrap_relative_change` gives the paired
-    bootstrap interval. Returns ``{"lowlight_ci": {metric: [lo, hi]}, "normal_ci": {...}}``, or ``{}`` for
-    results without per-image values.
+    same order, for both models); :func:`~lowlight_matting.evaluation.bootstrap_relative_change` gives the
+    paired bootstrap interval. Returns ``{"lowlight_ci": {metric: [lo, hi]}, "normal_ci": {...}}``, or ``{}``
+    for results without per-image values (or with fewer than two test images).
     """
-    per = results.get("per_image")
-    if not per:
-        return {}
+    per = results.get("per_image") or {}
+    lights = [light for light in ("lowlight", "normal") if light in per]
+    if not lights or len(per[lights[0]]["baseline"][METRICS[0]]) < 2:
+        return {}  # no per-image values kept, or too few test images for an interval
     return {
         f"{light}_ci": {
             k: list(
@@ -112,8 +96,7 @@ def confidence_intervals(results: dict, level: float = 0.95, seed: int = 0) -> d
             )
             for k in METRICS
         }
-        for light in ("lowlight", "normal")
-        if light in per
+        for light in lights
     }
 
 
@@ -179,21 +162,41 @@ def _load_note(results: dict) -> str:
     return f" (machine load average {la['start'][0]:.1f} at the start, {la['end'][0]:.1f} at the end)"
 
 
+def _setup(results: dict) -> str:
+    """One sentence on the model, the base and the fine-tune of a run."""
+    p = results.get("config", {})
+    base = results.get("base", {}).get("source")
+    if base in (None, "trained here"):
+        where = f"a base trained here for {p.get('baseline_steps', '?')} steps"
+    else:
+        where = f"the base `{base}`" + (
+            " (the project's shipped model, see `docs/results/cvunet-base/`)" if base == "cvunet-base" else ""
+        )
+    stages = p.get("stages", [])
+    lengths = ", ".join(
+        f"{s['name']} {s['steps']} steps"
+        if s.get("steps") is not None
+        else f"{s['name']} {s.get('epochs')} epochs"
+        for s in stages
+    )
+    return (
+        f"Encoder `{p.get('encoder', '?')}`, {p.get('size', '?')}² px, starting from {where}; fine-tune "
+        f"stages {lengths or '?'} at batch {p.get('batch_size', '?')} on {p.get('n_train', '?')} training "
+        f"composites, {_share(p.get('p_lowlight'))} of them darkened."
+    )
+
+
 def render_report(results: dict) -> str:
     """The Markdown report of one run (``report.md``): both test sets, the article's claim beside ours."""
     v = verdict(results)
-    p = results.get("config", {})
     n_test = results.get("n_test", "?")
     lines = [
         "# Low-light fine-tuning of CV-UNet: the article's experiment, measured",
         "",
         f"Preset **{results.get('preset', '?')}** on **{results.get('device', '?')}**, "
-        f"{results.get('seconds', float('nan')):.0f} s wall{_load_note(results)}. Encoder `{p.get('encoder', '?')}`, "
-        f"{p.get('size', '?')}² px, baseline {p.get('baseline_steps', '?')} steps, fine-tune "
-        f"{sum(s['steps'] for s in p.get('stages', [])) or '?'} steps, batch {p.get('batch_size', '?')}, "
-        f"{p.get('n_train', '?')} training composites. Test sets: the same {n_test} held-out composites "
-        "(a data seed never used in training) under normal light and through the low-light simulator "
-        "(fixed seed).",
+        f"{results.get('seconds', float('nan')):.0f} s wall{_load_note(results)}. {_setup(results)} "
+        f"Test sets: the same {n_test} held-out composites (a data seed never used in training) under normal "
+        "light and through the low-light simulator (fixed seed).",
         "",
         "Metrics: whole image (trimap-free convention), SAD and Gradient /1000 as in the Deep Image Matting "
         "code, MSE raw (not ×10³), Connectivity /1000; lower is better. Our images are small, so absolute SAD/"
@@ -298,10 +301,14 @@ def render_report(results: dict) -> str:
         "",
         "## How to read this",
         "",
-        "- The low-light test images come from the same simulator family the fine-tune trains on (different "
-        "images, different noise draws): this measures adaptation to *that* degradation, not to real night "
-        "photos. The article's test set was real low-light photos we do not have.",
-        "- The fine-tuned model trained for more steps in all (baseline + fine-tune). The ablation's control "
+        "- One simulator for training and testing: the fine-tune darkens its batches on the device with "
+        "`lowlight_matting.simulate.simulate_batch`, the low-light test set comes from "
+        "`lowlight_matting.simulate.LowLightSimulator`; both draw their parameters from the one law of "
+        "`lowlight_matting.simulate.params` and apply the same steps (exposure cut, colour cast, blur, "
+        "Poisson-Gaussian noise, ISP gain, JPEG), on different images with different draws. This measures "
+        "adaptation to *that* degradation, not to real night photos; the article's test set was real "
+        "low-light photos we do not have.",
+        "- The fine-tuned model trained for more steps in all (base + fine-tune). The ablation's control "
         "(`lowlight-matting demo --ablation`) spends the same extra steps on normal light only, separating "
         "the effect of low-light data from the effect of longer training.",
         "- The 95 % intervals cover the choice of test images only, not the randomness of training: "
@@ -309,8 +316,10 @@ def render_report(results: dict) -> str:
         "- Seeds are fixed; the run is repeatable on the same machine, library versions and number of torch "
         "threads (another thread count changes the floating-point summation order and with it the trajectory).",
         "",
-        "Checkpoints: `baseline.pt`, `finetuned.pt` (load with "
-        "`lowlight_matting.checkpoint.model_from_checkpoint`). Numbers: `results.json`.",
+        "Checkpoints: `finetuned.pt` (and `baseline.pt` when the base was trained in this run; load with "
+        "`lowlight_matting.weights.load_model`). The fine-tune's run folder `runs/finetune/` holds its "
+        "`config.yaml`: `lowlight-matting train --config runs/finetune/config.yaml` reruns it. Numbers: "
+        "`results.json`.",
         "",
     ]
     return "\n".join(lines)
@@ -356,9 +365,12 @@ def render_ablation(rows: Sequence[dict], baseline: dict) -> str:
 def _ablation_intervals(rows: Sequence[dict], level: float = 0.95) -> list[str]:
     """Each variant against the full recipe (the first row), paired over the same test images, with intervals.
 
-    Needs ``per_image`` in the rows (runs since the ablation kept them); returns no lines otherwise.
+    Needs ``per_image`` in the rows (runs since the ablation kept them) for at least two test images; returns
+    no lines otherwise.
     """
     if len(rows) < 2 or not all("per_image" in r for r in rows):
+        return []
+    if len(rows[0]["per_image"]["lowlight"][METRICS[0]]) < 2:
         return []
     ref = rows[0]
     lines = [
@@ -367,7 +379,7 @@ def _ablation_intervals(rows: Sequence[dict], level: float = 0.95) -> list[str]:
         "",
         f"Relative change of the variant's mean error against the {ref['variant']}'s, on the same test images, "
         f"with its {level:.0%} interval (paired bootstrap over the images, "
-        "`lowlight_matting.evaluate.bootstrap_relative_change`). An interval that contains 0 means this "
+        "`lowlight_matting.evaluation.bootstrap_relative_change`). An interval that contains 0 means this "
         "run cannot tell the two apart.",
     ]
     for title, light in (("Low light", "lowlight"), ("Normal light", "normal")):
@@ -391,189 +403,5 @@ def _ablation_intervals(rows: Sequence[dict], level: float = 0.95) -> list[str]:
     return lines
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON (numpy scalars converted, non-finite floats as null)."""
-    p = Path(path)
-    p.write_text(json.dumps(_jsonable(obj), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return p
-
-
-# --------------------------------------------------------------------------------------------------------
-# figures
-# --------------------------------------------------------------------------------------------------------
-def plot_loss_curves(histories: dict[str, list[dict]], path: str | os.PathLike) -> Path:
-    """Training loss per step for each phase (baseline, fine-tune stages marked), smoothed; saved as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(histories), figsize=(5.5 * len(histories), 3.6), squeeze=False)
-    for ax, (title, hist) in zip(axes[0], histories.items(), strict=True):
-        if not hist:
-            ax.set_title(f"{title} (no steps)")
-            continue
-        steps = np.array([h["step"] for h in hist])
-        loss = np.array([h["loss"] for h in hist], dtype=float)
-        ax.plot(steps, loss, color="0.75", lw=0.8, label="per step")
-        k = max(1, len(loss) // 25)
-        if k > 1:
-            smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
-            ax.plot(steps[k - 1 :], smooth, color="C0", lw=1.6, label=f"mean of {k}")
-        stages = [h.get("stage") for h in hist]
-        for i in range(1, len(stages)):
-            if stages[i] != stages[i - 1]:
-                ax.axvline(steps[i], color="C3", ls="--", lw=0.8)
-                ax.text(steps[i], ax.get_ylim()[1], f" {stages[i]}", color="C3", fontsize=7, va="top")
-        for key, color in (("val_normal", "C2"), ("val_lowlight", "C1")):
-            val = [(h["step"], h[key]) for h in hist if h.get(key) is not None]
-            if val:
-                ax.plot(
-                    *zip(*val, strict=True), "o-", color=color, ms=3, label=key.replace("_", " ") + " MSE"
-                )
-        ax.set_yscale("log")
-        ax.set_xlabel("optimizer step")
-        ax.set_ylabel("loss")
-        ax.set_title(title)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
-
-
-def plot_comparison_grid(
-    rows: Sequence[dict[str, np.ndarray]], path: str | os.PathLike, titles: Sequence[str] | None = None
-) -> Path:
-    """A grid, one row per test image: normal input, low-light input, ground truth, baseline alpha, fine-tuned
-    alpha, and the two absolute-error maps. Each row dict holds uint8 images ``normal``, ``lowlight`` and float
-    mattes ``gt``, ``baseline``, ``finetuned`` (H, W); ``titles`` label the rows."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    cols = [
-        ("normal light", "normal"),
-        ("low light (input)", "lowlight"),
-        ("ground truth", "gt"),
-        ("baseline", "baseline"),
-        ("fine-tuned", "finetuned"),
-        ("|error| baseline", "err_baseline"),
-        ("|error| fine-tuned", "err_finetuned"),
-    ]
-    n = len(rows)
-    fig, axes = plt.subplots(n, len(cols), figsize=(1.9 * len(cols), 1.95 * n + 0.3), squeeze=False)
-    for i, r in enumerate(rows):
-        data = dict(r)
-        data["err_baseline"] = np.abs(r["baseline"] - r["gt"])
-        data["err_finetuned"] = np.abs(r["finetuned"] - r["gt"])
-        for j, (title, key) in enumerate(cols):
-            ax = axes[i, j]
-            img = data[key]
-            if img.ndim == 3:
-                ax.imshow(img)
-            elif key.startswith("err"):
-                ax.imshow(img, cmap="inferno", vmin=0, vmax=1)
-            else:
-                ax.imshow(img, cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(title, fontsize=8)
-            if j == 0 and titles is not None:
-                ax.set_ylabel(titles[i], fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
-
-
 # --------------------------------------------------------------------------------------------------------
 # several seeds
-# --------------------------------------------------------------------------------------------------------
-def summarize_seeds(runs: Sequence[dict]) -> dict[str, Any]:
-    """Mean and sample standard deviation over runs (``results.json`` dicts) that differ only in their seed.
-
-    For each of ``lowlight_change``, ``normal_change`` and ``gap_closed`` (see :func:`verdict`) and each
-    metric: ``{"mean": …, "sd": …, "values": [one per run]}``; ``sd`` is NaN for a single run. Also
-    ``lowlight_all_better`` / ``normal_within_tolerance``: in how many runs the verdict held.
-    """
-    if not runs:
-        raise ValueError("runs: need at least one run to summarize")
-    verdicts = [verdict(r) for r in runs]
-    out: dict[str, Any] = {"seeds": [r.get("config", {}).get("seed") for r in runs], "n": len(runs)}
-    for key in ("lowlight_change", "normal_change", "gap_closed"):
-        out[key] = {}
-        for k in METRICS:
-            vals = np.array([v[key][k] for v in verdicts], dtype=float)
-            out[key][k] = {
-                "mean": float(vals.mean()),
-                "sd": float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
-                "values": vals.tolist(),
-            }
-    out["lowlight_all_better"] = sum(bool(v["lowlight_all_better"]) for v in verdicts)
-    out["normal_within_tolerance"] = sum(bool(v["normal_within_tolerance"]) for v in verdicts)
-    return out
-
-
-def format_mean_sd(d: dict, share: bool = False) -> str:
-    """``{"mean": -0.15, "sd": 0.021}`` → ``'-15% ± 2'`` (sd in percentage points; left out when NaN/None).
-
-    ``share=True`` formats a share (``'57% ± 9'``) instead of a signed change.
-    """
-    fmt = _share if share else format_change
-    sd = _num(d["sd"])
-    return fmt(_num(d["mean"])) + (f" ± {abs(sd) * 100:.0f}" if math.isfinite(sd) else "")
-
-
-def render_seeds(summary: dict) -> str:
-    """``seeds.md``: the relative changes of every seed, then their mean ± standard deviation."""
-
-    n = summary["n"]
-    lines = [
-        "# The experiment repeated with different seeds",
-        "",
-        f"{n} runs of the same preset that differ only in the seed (training data, initialisation, batch "
-        "order, simulator draws during training); the test sets are the same in every run. Relative changes of "
-        "the fine-tuned model against its own baseline; mean ± sample standard deviation in percentage points.",
-        "",
-    ]
-    for title, key, share in (
-        ("Low light: fine-tuned vs baseline", "lowlight_change", False),
-        ("Normal light: fine-tuned vs baseline", "normal_change", False),
-        (
-            "Share of the low-light gap closed (see report.md, 'How much was there to gain?')",
-            "gap_closed",
-            True,
-        ),
-    ):
-        fmt = _share if share else format_change
-        lines += [f"## {title}", "", "| seed | " + " | ".join(METRIC_TITLES[k] for k in METRICS) + " |"]
-        lines.append("|---|" + "---:|" * len(METRICS))
-        for i, seed in enumerate(summary["seeds"]):
-            lines.append(
-                f"| {seed} | " + " | ".join(fmt(_num(summary[key][k]["values"][i])) for k in METRICS) + " |"
-            )
-        lines.append(
-            "| **mean ± sd** | " + " | ".join(format_mean_sd(summary[key][k], share) for k in METRICS) + " |"
-        )
-        lines.append("")
-    lines += [
-        f"- Fine-tuned better in low light on all four metrics in {summary['lowlight_all_better']} of {n} runs.",
-        f"- Normal light within {NORMAL_TOLERANCE:.0%} of the baseline on every metric in "
-        f"{summary['normal_within_tolerance']} of {n} runs.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def write_seeds(runs: Sequence[dict], out: str | os.PathLike) -> dict[str, Any]:
-    """:func:`summarize_seeds` of ``runs`` (with their preset, device and durations) as ``seeds.json`` and
-    ``seeds.md`` in the folder ``out``; returns the summary."""
-    out = Path(out)
-    summary = summarize_seeds(runs)
-    summary.update(preset=runs[0]["preset"], device=runs[0]["device"], seconds=[r["seconds"] for r in runs])
-    write_json(out / "seeds.json", summary)
-    (out / "seeds.md").write_text(render_seeds(summary), encoding="utf-8")
-    return summary

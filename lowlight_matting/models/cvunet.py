@@ -50,12 +50,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import MAX_DECODER_PARAMS, REFINE_INPUTS, ModelConfigError, validate_model_config
 from .encoders import ENCODER_PRESETS, Encoder
 from .llie import build_llie
 
-__all__ = ["CVUNet", "UNetDecoder", "MattingHead", "build_model", "conv_norm_act", "pad_to_multiple"]
-
-REFINE_INPUTS = ("enhanced", "input", "both")
+__all__ = [
+    "CVUNet",
+    "UNetDecoder",
+    "MattingHead",
+    "REFINE_INPUTS",
+    "build_model",
+    "conv_norm_act",
+    "is_shipped_name",
+    "pad_to_multiple",
+]
 
 
 def _groups(channels: int, max_groups: int = 8) -> int:
@@ -225,10 +233,19 @@ class CVUNet(nn.Module):
         self.register_buffer("mean", torch.tensor(encoder.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(encoder.std).view(1, 3, 1, 1), persistent=False)
         self.config: dict[str, Any] = dict(config or {})
+        self.pretrained_source: str | None = None
 
     @property
     def stride(self) -> int:
-        return self.encoder.stride
+        """The multiple the input's sides should have: the encoder's total stride, times the LLIE's
+        down-scaling factor when that is an integer that does not divide it (``lcm``), so every level sees
+        whole pixels. :class:`~lowlight_matting.deploy.Matter` and the ONNX export pad to it; ``forward``
+        itself pads to the encoder's stride and takes any size."""
+        stride = int(self.encoder.stride)
+        factor = float(getattr(self.llie, "scale_factor", 1) or 1) if self.llie is not None else 1.0
+        if factor > 1 and factor.is_integer():
+            stride = math.lcm(stride, int(factor))
+        return stride
 
     def forward(
         self, x: torch.Tensor, return_aux: bool = False
@@ -248,7 +265,7 @@ class CVUNet(nn.Module):
         else:
             ref = torch.cat([e, x.to(e.dtype)], dim=1)
         normed = (e - self.mean.to(e.dtype)) / self.std.to(e.dtype)
-        padded, (h, w) = pad_to_multiple(normed, self.stride)
+        padded, (h, w) = pad_to_multiple(normed, self.encoder.stride)
         features = self.encoder(padded)
         dec = self.decoder(features, padded)[..., :h, :w]
         logits = self.head(dec, ref)
@@ -256,6 +273,38 @@ class CVUNet(nn.Module):
         if return_aux:
             return {"alpha": alpha, "enhanced": enhanced, "curve": curve}
         return alpha
+
+
+def is_shipped_name(pretrained: Any) -> bool:
+    """True when ``pretrained`` reads as a shipped model name (``"cvunet-base"``), not as an encoder file:
+    a string without a file suffix or a folder separator that is not an existing file."""
+    if not isinstance(pretrained, str) or not pretrained or "/" in pretrained or os.sep in pretrained:
+        return False
+    return not os.path.splitext(pretrained)[1] and not os.path.isfile(pretrained)
+
+
+def _decoder_parameters(
+    channels: list[int],
+    reductions: list[int],
+    decoder_channels: list[int],
+    image_skip_channels: int,
+    refine_channels: int,
+    image_channels: int,
+) -> int:
+    """Weights of the decoder and head :func:`build_model` is about to allocate (3x3 convolutions only: the
+    bulk), so an oversized config is refused before a byte is allocated."""
+    stride = max(reductions)
+    skips = {r: c for r, c in zip(reductions, channels, strict=True)}
+    in_ch, total = skips[stride], 0
+    for k, out in enumerate(decoder_channels):
+        skip = skips.get(stride >> (k + 1), image_skip_channels)
+        total += 9 * (in_ch + skip) * out + 9 * out * out
+        in_ch = out
+    return (
+        total
+        + 9 * (in_ch + image_channels + 1) * refine_channels
+        + 9 * refine_channels * (refine_channels + 1)
+    )
 
 
 def build_model(
@@ -269,29 +318,52 @@ def build_model(
     llie_scale_factor: float = 1,
     encoder_kwargs: dict[str, Any] | None = None,
 ) -> CVUNet:
-    """Build a :class:`CVUNet`.
+    """Build a :class:`CVUNet`; every argument is checked first (:func:`~lowlight_matting.models.config.
+    validate_model_config`: known values, bounded sizes, no file-loading timm options).
 
     Args:
         encoder: a preset of :data:`~lowlight_matting.models.ENCODER_PRESETS` (``mobilenetv2_100``,
             ``convnext_tiny``, ``swin_tiny_patch4_window7_224``, ``test_convnext``) or any timm model name.
         llie: None, ``"zero_dce_pp"`` or ``"illumination"`` — the enhancement front end.
-        pretrained: None (random init) or a local encoder weights file (never downloaded; a missing or
-            mismatched file raises an error naming it).
+        pretrained: None (random init); a local encoder weights file (never downloaded; a missing or
+            mismatched file raises an error naming it); or the name of a shipped model
+            (:data:`lowlight_matting.weights.SHIPPED`, e.g. ``"cvunet-base"``): the architecture asked for is
+            built and the shipped weights are loaded into it — every weight but the LLIE's must fit (else an
+            error says which setting differs); an LLIE, when asked for, stays freshly initialised.
         decoder_channels: widths from stride S/2 down to 1 (default: the preset's, else halving from 256).
         refine_input: which image the full-resolution refinement sees: ``"enhanced"`` (default), ``"input"``
             or ``"both"`` (see the module docstring).
         refine_channels, image_skip_channels: widths of the refinement and the image-derived skips.
         llie_scale_factor: Zero-DCE++/estimator downscale factor for estimating the map.
-        encoder_kwargs: extra ``timm.create_model`` arguments (e.g. ``{"drop_path_rate": 0.1}``).
+        encoder_kwargs: extra ``timm.create_model`` arguments: only ``drop_rate`` / ``drop_path_rate``.
 
     Returns:
         the model in train mode, with ``model.config`` (JSON-able) such that ``build_model(**model.config)``
-        builds the same architecture.
+        builds the same architecture (with random weights: ``config["pretrained"]`` is always None, a file
+        holds its own weights) and ``model.pretrained_source`` (the encoder file or shipped name it was
+        initialised from, or None).
+
+    Raises:
+        ModelConfigError (a ``ValueError``): an argument is out of its schema, e.g. an unknown ``encoder``.
     """
-    if refine_input not in REFINE_INPUTS:
-        raise ValueError(f"refine_input must be one of {REFINE_INPUTS}, got {refine_input!r}")
-    enc_kwargs = dict(encoder_kwargs or {})
-    enc = Encoder(encoder, pretrained=pretrained, **enc_kwargs)
+    args = validate_model_config(
+        {
+            "encoder": encoder,
+            "llie": llie,
+            "pretrained": pretrained,
+            "decoder_channels": decoder_channels,
+            "refine_input": refine_input,
+            "refine_channels": refine_channels,
+            "image_skip_channels": image_skip_channels,
+            "llie_scale_factor": llie_scale_factor,
+            "encoder_kwargs": encoder_kwargs,
+        },
+        source="build_model",
+        from_file=False,
+    )
+    enc_kwargs = dict(args["encoder_kwargs"] or {})
+    shipped = is_shipped_name(pretrained)
+    enc = Encoder(encoder, pretrained=None if shipped else pretrained, **enc_kwargs)
     n_levels = int(math.log2(enc.stride)) if enc.stride & (enc.stride - 1) == 0 else None
     if decoder_channels is None:
         preset = ENCODER_PRESETS.get(encoder, {}).get("decoder_channels")
@@ -300,18 +372,34 @@ def build_model(
         elif n_levels is not None:
             decoder_channels = [max(16, 256 >> k) for k in range(n_levels)]
         else:
-            raise ValueError(f"encoder {encoder!r} has total stride {enc.stride}, not a power of two")
+            raise ModelConfigError(
+                f"build_model: encoder {encoder!r} has total stride {enc.stride}, not a power of two"
+            )
     decoder_channels = [int(c) for c in decoder_channels]
+    image_channels = 6 if refine_input == "both" else 3
+    if n_levels is not None and len(decoder_channels) == n_levels:
+        n_params = _decoder_parameters(
+            enc.channels,
+            enc.reductions,
+            decoder_channels,
+            image_skip_channels,
+            refine_channels,
+            image_channels,
+        )
+        if n_params > MAX_DECODER_PARAMS:
+            raise ModelConfigError(
+                f"build_model: decoder_channels {decoder_channels} with encoder {encoder!r} would need "
+                f"{n_params / 1e6:.0f} M decoder weights (limit {MAX_DECODER_PARAMS / 1e6:.0f} M)"
+            )
     llie_module = build_llie(llie, scale_factor=llie_scale_factor)
     decoder = UNetDecoder(
         enc.channels, enc.reductions, decoder_channels, image_skip_channels=image_skip_channels
     )
-    image_channels = 6 if refine_input == "both" else 3
     head = MattingHead(decoder.out_channels, image_channels=image_channels, refine_channels=refine_channels)
     config = {
         "encoder": encoder,
         "llie": llie if llie is None else str(llie),
-        "pretrained": None if pretrained is None else os.fspath(pretrained),
+        "pretrained": None,
         "decoder_channels": decoder_channels,
         "refine_input": refine_input,
         "refine_channels": int(refine_channels),
@@ -319,4 +407,13 @@ def build_model(
         "llie_scale_factor": llie_scale_factor,
         "encoder_kwargs": enc_kwargs,
     }
-    return CVUNet(enc, decoder, head, llie=llie_module, refine_input=refine_input, config=config)
+    model = CVUNet(enc, decoder, head, llie=llie_module, refine_input=refine_input, config=config)
+    model.pretrained_source = None if pretrained is None else os.fspath(pretrained)
+    if shipped:
+        # The one upward edge of this module (models -> weights), function-local on purpose: the shipped
+        # files are read by the weights package (which builds on this module), and a caller asking
+        # build_model for a shipped name gets the same reader and checks as weights.load_model.
+        from lowlight_matting.weights import load_shipped_into
+
+        load_shipped_into(model, str(pretrained))
+    return model

@@ -46,11 +46,26 @@ from typing import Any
 import torch
 from torch import nn
 
+from lowlight_matting.io import file_problem
+
+from .config import check_encoder_name
+
 __all__ = ["ENCODER_PRESETS", "Encoder", "PretrainedWeightsError", "is_channels_last_format", "group_stages"]
 
 
-class PretrainedWeightsError(RuntimeError):
-    """A local pretrained-weights file is missing, unreadable or does not fit the model (message names it)."""
+class PretrainedWeightsError(RuntimeError, ValueError):
+    """A local pretrained-weights file is unreadable or does not fit the model; one line naming the file.
+
+    A ``ValueError`` too, so command lines report it as bad input like any other bad file."""
+
+
+# timm.create_model arguments that open, fetch or unpickle files: the encoder file goes through ``pretrained``
+_LOADING_KWARGS = ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path", "cache_dir")
+
+
+def _first_line(e: BaseException, limit: int = 200) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:limit] if text else ''}"
 
 
 #: Named encoders. ``timm_kwargs`` are passed to ``timm.create_model``; ``decoder_channels`` is the default
@@ -136,14 +151,20 @@ def group_stages(body: nn.Module, feature_modules: list[str]) -> list[list[nn.Mo
 
 
 def _check_file(path: str | os.PathLike, what: str = "pretrained weights") -> Path:
+    """``path`` if it is a readable regular file; checked with ``os.stat`` before anything opens it (a FIFO
+    would block the reader)."""
     p = Path(path).expanduser()
-    if not p.is_file():
+    problem = file_problem(p)
+    if problem == "file not found":
         raise FileNotFoundError(f"{what} file not found: {p} (nothing is downloaded; pass a local file)")
+    if problem is not None:
+        raise PretrainedWeightsError(f"{p}: {what}: {problem}")
     return p
 
 
 def _load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
-    """Read a .safetensors or torch file holding a state dict (or a dict with 'state_dict'/'model')."""
+    """Read a .safetensors or torch file holding a state dict (or a dict with 'state_dict'/'model'); torch
+    files with ``weights_only=True`` (tensors and plain containers only, nothing executed)."""
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -152,7 +173,7 @@ def _load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise PretrainedWeightsError(f"{path}: cannot read weights ({type(e).__name__}: {e})") from e
+        raise PretrainedWeightsError(f"{path}: cannot read weights ({_first_line(e)})") from e
     if isinstance(sd, dict):
         for key in ("state_dict", "model", "state_dict_ema"):
             if isinstance(sd.get(key), dict):
@@ -197,18 +218,18 @@ class Encoder(nn.Module):
         super().__init__()
         import timm
 
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"encoder name must be a timm model name, got {name!r}")
+        check_encoder_name(name, "encoder")
+        loading = sorted(set(timm_kwargs) & set(_LOADING_KWARGS))
+        if loading:
+            raise ValueError(
+                f"encoder {name!r}: timm argument {loading[0]!r} is not accepted (it opens or fetches files); "
+                "pass a local weights file as pretrained="
+            )
         kwargs = dict(ENCODER_PRESETS.get(name, {}).get("timm_kwargs", {}))
         kwargs.update(timm_kwargs)
         if out_indices is not None:
             kwargs["out_indices"] = tuple(out_indices)
         self.name = name
-        from timm.models import is_model, split_model_name_tag
-
-        if not is_model(split_model_name_tag(name)[0]):
-            raise ValueError(f"unknown timm encoder {name!r}; presets: {sorted(ENCODER_PRESETS)}")
-
         if pretrained is None or pretrained is False:
             body = timm.create_model(name, features_only=True, pretrained=False, **kwargs)
         else:
@@ -260,9 +281,9 @@ class Encoder(nn.Module):
                 body.load_state_dict(sd, strict=True)
             except Exception as second:
                 raise PretrainedWeightsError(
-                    f"{path}: these weights do not fit encoder {name!r} "
-                    f"(as a timm checkpoint: {type(first).__name__}: {str(first)[:300]}; "
-                    f"as a feature-extractor state dict: {type(second).__name__}: {str(second)[:300]})"
+                    f"{path}: not usable as weights of encoder {name!r} "
+                    f"(as a timm checkpoint: {_first_line(first)}; "
+                    f"as a feature-extractor state dict: {_first_line(second)})"
                 ) from second
             return body
 

@@ -58,7 +58,12 @@ LLIE_CHOICES = ("zero_dce_pp", "illumination")
 
 
 def le_curve(x: torch.Tensor, a: torch.Tensor | float) -> torch.Tensor:
-    """One light-enhancement curve step: ``x + a · (x² − x)`` (Zero-DCE, Eq. 1). x in [0, 1], a in [−1, 1]."""
+    """One light-enhancement curve step: ``x + a · (x² − x)``, x in [0, 1], a in [−1, 1] (a < 0 brightens).
+
+    Zero-DCE's paper (Guo et al., CVPR 2020, Eq. 1) writes ``LE(x) = x + α · x · (1 − x)`` (α > 0 brightens);
+    the authors' released code computes ``x + r · (x² − x)``, the same curve with ``r = −α``. We follow the
+    code, so their released weights (:func:`load_official_zero_dce_pp`) load and behave unchanged.
+    """
     return x + a * (x * x - x)
 
 
@@ -156,6 +161,16 @@ class ZeroDCEPP(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         a = self.estimate_curve(x)
         return apply_le_curve(x, a, self.iterations), a
+
+    @torch.no_grad()
+    def identity_(self) -> ZeroDCEPP:
+        """Make the enhancer the identity, in place: zero its last layer, so the curve map is a = tanh(0) = 0
+        and every curve step leaves the image unchanged. A front end added to a trained matting model then
+        starts at that model's predictions (its gradients are not zero: the last layer learns first)."""
+        self.e_conv7.point_conv.weight.zero_()
+        if self.e_conv7.point_conv.bias is not None:
+            self.e_conv7.point_conv.bias.zero_()
+        return self
 
     def extra_repr(self) -> str:
         return f"scale_factor={self.scale_factor}, iterations={self.iterations}"

@@ -1,13 +1,12 @@
-"""Training configuration: nested dataclasses, YAML load/save, ``key.sub=value`` overrides, validation.
+"""The training configuration's schema: nested dataclasses, their validation, dict <-> dataclass.
 
 A run is fully described by one :class:`TrainConfig`; it is saved next to the checkpoints (``config.yaml``)
 and inside every checkpoint (as a plain dict), so a run can be resumed or reproduced from its folder alone.
+Files and command-line overrides: :mod:`lowlight_matting.train.config_io`; named configs:
+:mod:`lowlight_matting.train.presets`.
 
 Example:
     >>> cfg = TrainConfig(stages=[StageConfig(name="all", epochs=2, lr=1e-3)])
-    >>> cfg = apply_overrides(cfg, ["data.batch_size=4", "stages.0.lr=5e-4", "amp.mode=off"])
-    >>> cfg.data.batch_size, cfg.stages[0].lr, cfg.amp.mode
-    (4, 0.0005, 'off')
     >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
     True
 """
@@ -16,13 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-import yaml
+from lowlight_matting.color import DARK_THRESHOLD
+from lowlight_matting.train.freeze import parse_spec
 
 __all__ = [
     "AmpConfig",
@@ -35,9 +34,6 @@ __all__ = [
     "OptimConfig",
     "StageConfig",
     "TrainConfig",
-    "apply_overrides",
-    "load_config",
-    "save_config",
 ]
 
 
@@ -111,6 +107,9 @@ class DataConfig:
 class LossConfig:
     """Weights of :class:`lowlight_matting.losses.MattingLoss` (0 switches a term off).
 
+    ``threshold``: the mean linear luminance below which an input counts as dark for the dynamic edge weight
+    (default: the package's one definition, :data:`lowlight_matting.color.DARK_THRESHOLD`).
+
     ``llie``: weight of the Zero-DCE non-reference loss (:class:`~lowlight_matting.models.llie_losses.ZeroDCELoss`)
     on the LLIE's enhanced image, when the model has an LLIE (0: the LLIE learns from the matting loss only).
     """
@@ -123,7 +122,7 @@ class LossConfig:
     laplacian: float = 0.0
     dynamic: bool = True
     dark_edge: float = 3.0
-    threshold: float = 0.3
+    threshold: float = DARK_THRESHOLD
     smooth: bool = False
     llie: float = 0.0
 
@@ -142,6 +141,10 @@ class StageConfig:
     None keeps it as ``freeze`` says.
     ``warmup_epochs`` / ``warmup_steps``: linear learning-rate warm-up at the start of the stage, in passes
     (fractions allowed) or in steps (give one of them).
+    ``objective``: ``"matting"`` (the matting loss) or ``"llie"`` (only the LLIE trains, on the non-reference
+    Zero-DCE losses of its enhanced image -- its pre-training; freeze ``all_but_llie``).
+    ``p_lowlight``: the share of darkened samples in this stage (null: ``data.p_lowlight``); needs
+    ``data.lowlight: device``.
     """
 
     name: str = "stage"
@@ -152,6 +155,8 @@ class StageConfig:
     freeze_llie_after: float | None = None
     warmup_epochs: float = 0.0
     warmup_steps: int = 0
+    objective: str = "matting"
+    p_lowlight: float | None = None
 
 
 @dataclass
@@ -183,12 +188,15 @@ class AmpConfig:
 
 @dataclass
 class CheckpointConfig:
-    """``last.pt`` after every epoch; ``best.pt`` when validation ``metric`` improves (``mode`` min/max).
-    ``resume``: continue from ``last.pt`` in the run folder."""
+    """``last.pt`` after every pass; ``best.pt`` when validation ``metric`` improves (``mode`` min/max).
+    ``resume``: continue from ``last.pt`` in the run folder; the config must then match the one the run
+    started with (see :data:`lowlight_matting.train.runner.RESUME_FREE_KEYS`) unless
+    ``allow_config_change``."""
 
     metric: str = "val_mse"
     mode: str = "min"
     resume: bool = False
+    allow_config_change: bool = False
 
 
 @dataclass
@@ -307,8 +315,6 @@ class TrainConfig:
         for k in ("mse", "l1", "ssim", "edge", "composition", "laplacian", "dark_edge", "llie"):
             need(getattr(lw, k) >= 0, f"loss.{k}", f"must be >= 0, got {getattr(lw, k)}")
         need(len(self.stages) >= 1, "stages", "needs at least one stage")
-        from lowlight_matting.train.freeze import parse_spec
-
         for i, s in enumerate(self.stages):
             key = f"stages.{i}"
             need(s.epochs >= 1, f"{key}.epochs", f"must be >= 1, got {s.epochs}")
@@ -318,6 +324,17 @@ class TrainConfig:
                 not (s.warmup_steps and s.warmup_epochs),
                 f"{key}.warmup_steps",
                 "give warmup_steps or warmup_epochs, not both",
+            )
+            need(s.objective in ("matting", "llie"), f"{key}.objective", f"matting|llie, got {s.objective!r}")
+            need(
+                s.objective != "llie" or bool(self.model.llie),
+                f"{key}.objective",
+                "llie needs a model with an LLIE (model.llie)",
+            )
+            need(
+                s.p_lowlight is None or (0.0 <= s.p_lowlight <= 1.0 and d.lowlight == "device"),
+                f"{key}.p_lowlight",
+                f"must be in [0, 1] and needs data.lowlight=device, got {s.p_lowlight}",
             )
             need(s.lr > 0, f"{key}.lr", f"must be > 0, got {s.lr}")
             need(s.warmup_epochs >= 0, f"{key}.warmup_epochs", f"must be >= 0, got {s.warmup_epochs}")
@@ -459,112 +476,3 @@ def _from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
         )
     kwargs = {k: _coerce(hints[k], v, prefix + k) for k, v in data.items()}
     return cls(**kwargs)
-
-
-# ------------------------------------------------------------------------------------------------- overrides
-def _parse_value(text: str) -> Any:
-    """A command-line value: YAML scalar/list/mapping syntax (``1e-4``, ``true``, ``null``, ``[a, b]``)."""
-    try:
-        v = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    # YAML 1.1 reads "1e-4" as a string; accept it as a number
-    if isinstance(v, str):
-        try:
-            return float(v) if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", v) else v
-        except ValueError:
-            return v
-    return v
-
-
-def apply_overrides(cfg: TrainConfig, overrides: list[str] | None) -> TrainConfig:
-    """Return a copy of ``cfg`` with ``key.sub=value`` overrides applied (then validated).
-
-    Keys are dotted paths; list items are addressed by index (``stages.1.lr=5e-5``); values use YAML
-    syntax (``model.llie=null``, ``stages.0.freeze=[encoder, decoder]``).
-    """
-    data = cfg.to_dict()
-    for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected key=value (e.g. data.batch_size=16)")
-        key, text = item.split("=", 1)
-        parts = key.strip().split(".")
-        node: Any = data
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            where = ".".join(parts[: i + 1])
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ConfigError(f"override {key}: {where} is not an index of a list of {len(node)}")
-                idx = int(part)
-                if last:
-                    node[idx] = _parse_value(text)
-                else:
-                    node = node[idx]
-            elif isinstance(node, dict):
-                if part not in node and not (last and _is_free_mapping(data, parts[:-1])):
-                    raise ConfigError(
-                        f"override {key}: unknown key {where} (known: {', '.join(sorted(node))})"
-                    )
-                if last:
-                    node[part] = _parse_value(text)
-                else:
-                    node = node[part]
-            else:
-                raise ConfigError(f"override {key}: {'.'.join(parts[:i])} is a value, not a section")
-    return TrainConfig.from_dict(data)
-
-
-def _is_free_mapping(data: dict, parts: list[str]) -> bool:
-    """Free-form mappings (model.kwargs, data.simulator) accept new keys."""
-    return parts in (["model", "kwargs"], ["data", "simulator"], ["data", "synthetic"])
-
-
-# ------------------------------------------------------------------------------------------------------ YAML
-def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a YAML config (partial: missing keys keep their defaults), apply overrides, validate.
-
-    A top-level ``preset: NAME`` key starts from :func:`lowlight_matting.train.presets.preset` ``(NAME)``.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: config file not found")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({e})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping at the top level")
-    preset_name = data.pop("preset", None)
-    if preset_name is not None:
-        from lowlight_matting.train.presets import preset
-
-        base = preset(str(preset_name)).to_dict()
-        data = _merge(base, data)
-    try:
-        cfg = TrainConfig.from_dict(data)
-    except ConfigError as e:
-        raise ConfigError(f"{p}: {e}") from None
-    return apply_overrides(cfg, overrides)
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        if (
-            isinstance(v, dict)
-            and isinstance(out.get(k), dict)
-            and k not in ("kwargs", "simulator", "synthetic")
-        ):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
-def save_config(cfg: TrainConfig, path: str | os.PathLike) -> Path:
-    """Write ``cfg`` as YAML (keys in definition order)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
-    return p

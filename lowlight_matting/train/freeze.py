@@ -16,6 +16,7 @@ Specs name parts of a :class:`~lowlight_matting.models.CVUNet`:
 ``"decoder"``              the decoder
 ``"head"``                 the output head
 ``"all_but_head"``         everything except the head (the article's stage 1)
+``"all_but_llie"``         everything except the LLIE (its pre-training)
 =========================  ======================================================
 
 Example:
@@ -47,7 +48,9 @@ __all__ = [
 ]
 
 PARTS = ("llie", "encoder", "decoder", "head")
-_SPEC = re.compile(r"^(llie|encoder|decoder|head|all_but_head)(?:\.stages\[(-?\d*)(?::(-?\d*))?\])?$")
+_SPEC = re.compile(
+    r"^(llie|encoder|decoder|head|all_but_head|all_but_llie)(?:\.stages\[(-?\d*)(?::(-?\d*))?\])?$"
+)
 
 # model -> the normalisation layers held in eval mode (weak: nothing is kept alive)
 _STATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -64,7 +67,7 @@ def parse_spec(spec: str) -> tuple[str, slice | int | None]:
     if not m:
         raise ValueError(
             f"unknown freeze spec {spec!r}; use one of llie, encoder, encoder.stages[:k], encoder.stages[i], "
-            "decoder, head, all_but_head"
+            "decoder, head, all_but_head, all_but_llie"
         )
     part, start, stop = m.group(1), m.group(2), m.group(3)
     if start is None:
@@ -81,8 +84,12 @@ def parse_spec(spec: str) -> tuple[str, slice | int | None]:
 
 def _resolve(model: nn.Module, spec: str) -> list[nn.Module]:
     part, index = parse_spec(spec)
-    if part == "all_but_head":
-        return [m for name in ("llie", "encoder", "decoder") if (m := getattr(model, name, None)) is not None]
+    if part.startswith("all_but_"):
+        keep = part.removeprefix("all_but_")
+        if keep == "llie" and getattr(model, "llie", None) is None:
+            raise ValueError(f"freeze spec {spec!r}: the model has no LLIE to keep trainable")
+        names = [n for n in PARTS if n != keep]
+        return [m for name in names if (m := getattr(model, name, None)) is not None]
     module = getattr(model, part, None)
     if module is None:
         if part == "llie":

@@ -1,10 +1,12 @@
-"""``lowlight-matting evaluate``: two checkpoints → the article-shaped table, per-image CSV and figures."""
+"""``lowlight-matting evaluate``: two checkpoints → the article-shaped table, per-image CSV and figures;
+every model format ``matte`` takes (.pt, .safetensors, .onnx, shipped names); one-line usage errors with
+status 2."""
 
 import torch
 
 from lowlight_matting.checkpoint import save_checkpoint
 from lowlight_matting.cli import main
-from lowlight_matting.evaluate import read_csv
+from lowlight_matting.evaluation import read_csv
 from lowlight_matting.io import read_image, write_image
 from lowlight_matting.metrics import make_trimap
 from lowlight_matting.models import build_model
@@ -53,8 +55,13 @@ def test_evaluate_two_checkpoints_writes_table_csv_and_figures(tmp_path, capsys)
     # the low-light inputs are the same images, darker
     bright = {(r["index"]): r["brightness"] for r in rows if r["test_set"] == "normal"}
     assert all(r["brightness"] < bright[r["index"]] for r in rows if r["test_set"] == "lowlight")
-    for name in ("hardest_normal.png", "hardest_lowlight.png", "brightness_sad.png"):
-        assert read_image(out / "figures" / name).ndim == 3
+    assert sorted(p.name for p in (out / "figures").iterdir()) == [
+        "brightness_sad.png",
+        "hardest_lowlight.png",
+        "hardest_normal.png",
+    ]
+    # 2 hardest images × (full + zoom) rows; input, truth, 2 alphas, 2 error maps; 110 dpi
+    assert read_image(out / "figures" / "hardest_normal.png").shape == (858, 1188, 3)
     assert (out / "brightness.md").read_text().startswith("| input brightness")
     # existing results are kept unless --overwrite
     assert main(args) == 2
@@ -85,4 +92,58 @@ def test_evaluate_folder_with_trimap_folder(tmp_path):
 
 def test_evaluate_reports_missing_checkpoint(tmp_path, capsys):
     assert main(["evaluate", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "o")]) == 2
-    assert "nope.pt" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "nope.pt" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_accepts_every_format_matte_takes_with_the_same_numbers(tmp_path):
+    from lowlight_matting.checkpoint import model_from_checkpoint
+    from lowlight_matting.export import export_onnx, save_weights
+
+    ckpt = make_checkpoint(tmp_path / "m.pt", 0)
+    model = model_from_checkpoint(ckpt)
+    save_weights(model, tmp_path / "m.safetensors")
+    export_onnx(model, tmp_path / "m.onnx", legacy=True)
+    out = tmp_path / "ev"
+    args = ["evaluate", "--checkpoint", f"pt={ckpt}", "--checkpoint", str(tmp_path / "m.safetensors")]
+    args += [
+        "--checkpoint",
+        f"graph={tmp_path / 'm.onnx'}",
+        "--data",
+        "synthetic",
+        "--n",
+        "2",
+        "--size",
+        "64",
+    ]
+    assert main([*args, "--figures", "0", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
+    rows = read_csv(out / "metrics.csv")
+    by = {(r["model"], r["index"]): r for r in rows}
+    assert {m for m, _ in by} == {"pt", "m", "graph"}
+    for i in range(2):
+        for k in ("sad", "mse", "grad", "conn"):
+            assert by["m", i][k] == by["pt", i][k], k  # same weights, same torch forward
+            assert abs(by["graph", i][k] - by["pt", i][k]) <= 1e-4 * by["pt", i][k] + 1e-9, k  # onnxruntime
+
+
+def test_evaluate_accepts_a_shipped_model_name(tmp_path):
+    out = tmp_path / "ev"
+    args = ["evaluate", "--checkpoint", "cvunet-base", "--data", "synthetic", "--n", "1", "--size", "64"]
+    assert main([*args, "--figures", "0", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
+    assert {r["model"] for r in read_csv(out / "metrics.csv")} == {"cvunet-base"}
+
+
+def test_evaluate_usage_errors_are_one_line_with_status_2(tmp_path, capsys):
+    ckpt = make_checkpoint(tmp_path / "m.pt", 0)
+    base = ["evaluate", "--checkpoint", str(ckpt), "--n", "1", "--size", "32", "--out", str(tmp_path / "o")]
+    for extra, words in (
+        (["--device", "banana"], ("banana", "device")),
+        (["--checkpoint", "no-such-model"], ("no-such-model",)),
+        (["--data", str(tmp_path / "nowhere")], ("nowhere",)),
+    ):
+        assert main([*base, *extra, "--quiet"]) == 2, extra
+        err = capsys.readouterr().err
+        assert err.startswith("evaluate: ") and err.count("\n") == 1, err
+        assert all(w in err for w in words), err
+    assert not (tmp_path / "o").exists()

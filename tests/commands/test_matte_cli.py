@@ -1,7 +1,11 @@
-"""``lowlight-matting matte``: a folder of awkward photos in, correct RGBA cut-outs out, inputs untouched."""
+"""``lowlight-matting matte``: a folder of awkward photos in, correct RGBA cut-outs out, inputs untouched;
+the shipped models by default; every bad input or option a one-line message, never a traceback."""
 
 import hashlib
 import io
+import os
+import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -12,8 +16,10 @@ from PIL import Image
 from lowlight_matting.checkpoint import save_checkpoint
 from lowlight_matting.cli import main
 from lowlight_matting.deploy import load_matter
+from lowlight_matting.export import save_weights
 from lowlight_matting.io import read_image
 from lowlight_matting.models import build_model
+from lowlight_matting.weights import SHIPPED
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +61,48 @@ def make_inputs(tmp_path):
 
 
 def hashes(folder):
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+    """Content of every regular file below ``folder`` (never opens a FIFO, never follows a link)."""
+    out = {}
+    for root, _, names in os.walk(folder):
+        for n in names:
+            p = os.path.join(root, n)
+            if not os.path.islink(p) and os.path.isfile(p):
+                out[p] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+    return out
+
+
+def png_header_only(path, width, height):
+    """A tiny PNG whose header claims ``width`` x ``height`` (valid CRCs, almost no pixel data)."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def shipped(tmp_path, monkeypatch):
+    """Two stand-in shipped models (normal: alpha ~0.1, low light: ~0.9) in a temporary weights folder."""
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    torch.manual_seed(0)
+    m = build_model("test_convnext").eval()
+    for name, value in (("cvunet-base", 0.1), ("cvunet-lowlight", 0.9)):
+        with torch.no_grad():
+            m.head.coarse.weight.zero_()
+            m.head.coarse.bias.fill_(float(np.log(value / (1 - value))))
+        save_weights(m, folder / SHIPPED[name])
+    monkeypatch.setattr("lowlight_matting.weights.files.WEIGHTS_DIR", folder)
+    monkeypatch.delenv("LOWLIGHT_MATTING_CHECKPOINT", raising=False)
+    return folder
 
 
 def test_matte_folder_writes_rgba_for_good_files_and_reports_the_corrupt_one(tmp_path, ckpts, capsys):
@@ -144,7 +191,148 @@ def test_matte_auto_routes_by_brightness(tmp_path, ckpts, capsys):
 
 def test_matte_without_a_model_or_images(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("LOWLIGHT_MATTING_CHECKPOINT", raising=False)
-    assert main(["matte", str(tmp_path), "-o", str(tmp_path / "o")]) == 2
-    assert "--checkpoint" in capsys.readouterr().err
-    assert main(["matte", str(tmp_path), "-o", str(tmp_path / "o"), "--checkpoint", "x.pt"]) == 2
+    monkeypatch.setattr("lowlight_matting.weights.files.WEIGHTS_DIR", tmp_path / "no_weights_here")
+    cv2.imwrite(str(tmp_path / "a.png"), photo(32, 32))
+    assert main(["matte", str(tmp_path / "a.png"), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "shipped" in err and "cvunet_base.safetensors is missing" in err and "--checkpoint" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["matte", str(empty), "-o", str(tmp_path / "o"), "--checkpoint", "x.pt"]) == 2
     assert "no images" in capsys.readouterr().err
+
+
+def test_matte_with_no_checkpoint_routes_between_the_shipped_models(tmp_path, shipped, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "day.png"), photo(40, 40))
+    cv2.imwrite(str(src / "night.png"), (photo(40, 40) // 12).astype(np.uint8))
+    out = tmp_path / "out"
+    assert main(["matte", str(src), "-o", str(out), "--alpha-only", "--quiet", "--long-side", "32"]) == 0
+    err = capsys.readouterr().err
+    assert "normal 1, lowlight 1" in err and "threshold 0.0732" in err  # color.DARK_THRESHOLD
+    assert abs(cv2.imread(str(out / "night.png"), 0).mean() - 0.9 * 255) < 3
+    assert abs(cv2.imread(str(out / "day.png"), 0).mean() - 0.1 * 255) < 3
+    # a shipped model by name
+    out2 = tmp_path / "out2"
+    argv = ["matte", str(src / "day.png"), "-o", str(out2), "--checkpoint", "cvunet-lowlight", "--alpha-only"]
+    assert main(argv + ["--quiet", "--long-side", "32"]) == 0
+    assert abs(cv2.imread(str(out2 / "day.png"), 0).mean() - 0.9 * 255) < 3
+    assert main(["matte", str(src), "-o", str(tmp_path / "out3"), "--checkpoint", "cvunet-nope"]) == 2
+    assert (
+        "cvunet-nope: not a file, nor a shipped model name (shipped: cvunet-base" in capsys.readouterr().err
+    )
+
+
+def test_matte_refuses_a_huge_header_before_decoding_and_keeps_going(tmp_path, ckpts, capsys):
+    """A 32 KB PNG claiming 12000 x 12000 used to be decoded (4.8 GB, 44 s) and matted, exit 0."""
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "ok.png"), photo(32, 32))
+    png_header_only(src / "bomb.png", 12000, 12000)
+    png_header_only(src / "past_opencv.png", 200000, 200000)  # past OpenCV's own limit: its raw assertion
+    out = tmp_path / "out"
+    argv = ["matte", str(src), "-o", str(out), "--checkpoint", str(ckpts[0]), "--quiet", "--no-foreground"]
+    assert main(argv + ["--long-side", "32"]) == 1
+    err = capsys.readouterr().err
+    assert "bomb.png: image too large (12000 x 12000 = 144,000,000 pixels; limit 100,000,000" in err
+    assert "past_opencv.png: image too large" in err and "-215" not in err and "Traceback" not in err
+    assert (out / "ok.png").exists() and not (out / "bomb.png").exists()
+    assert main(argv + ["--long-side", "32", "--max-pixels", "1000", "--overwrite"]) == 1
+    assert "ok.png: image too large (32 x 32 = 1,024 pixels; limit 1,000" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(argv + ["--max-pixels", "0"])
+    assert info.value.code == 2 and "--max-pixels" in capsys.readouterr().err
+
+
+def test_matte_names_fifos_symlink_loops_and_skipped_symlinked_folders(tmp_path, ckpts, capsys):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    cv2.imwrite(str(src / "ok.png"), photo(32, 32))
+    cv2.imwrite(str(src / "sub" / "deep.png"), photo(32, 32))
+    os.mkfifo(src / "pipe.png")  # used to hang matte forever
+    os.symlink("loop.png", src / "loop.png")  # a link to itself
+    os.symlink(src / "sub", src / "linked")  # a symlinked sub-folder: not followed, but reported
+    before = hashes(src)
+    out = tmp_path / "out"
+    argv = ["matte", str(src), "-o", str(out), "--checkpoint", str(ckpts[0]), "--quiet", "--no-foreground"]
+    assert main(argv + ["--long-side", "32", "--recursive"]) == 0
+    err = capsys.readouterr().err
+    assert f"skipped {src / 'pipe.png'}: not a regular file" in err
+    assert f"skipped {src / 'loop.png'}: symlink loop" in err
+    assert f"skipped {src / 'linked'}: symlinked folder" in err
+    assert (out / "ok.png").exists() and (out / "sub" / "deep.png").exists() and not (out / "linked").exists()
+    # given by name, the FIFO and the loop are per-file failures with their names, not a hang or a traceback
+    argv = [
+        "matte",
+        str(src / "pipe.png"),
+        str(src / "loop.png"),
+        str(src / "ok.png"),
+        "-o",
+        str(tmp_path / "o2"),
+    ]
+    assert main(argv + ["--checkpoint", str(ckpts[0]), "--quiet", "--long-side", "32"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "pipe.png: not a regular file" in err and "loop.png: symlink loop" in err and "Traceback" not in err
+    )
+    assert hashes(src) == before
+
+
+def test_matte_never_writes_into_an_input_folder_through_a_symlink(tmp_path, ckpts, capsys):
+    src = make_inputs(tmp_path)
+    (src / "sub").mkdir()
+    cv2.imwrite(str(src / "sub" / "x.png"), photo(32, 32))
+    before = hashes(src)
+    out = tmp_path / "out"
+    out.mkdir()
+    os.symlink(src, out / "sub")  # out/sub/x.png would really be in/x.png
+    argv = ["matte", str(src), "-o", str(out), "--checkpoint", str(ckpts[0]), "--recursive", "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "would write into the input folder" in err and "through a symlink" in err
+    assert hashes(src) == before and sorted(p.name for p in out.iterdir()) == ["sub"]
+
+
+def test_matte_usage_errors_are_one_line_and_exit_2(tmp_path, ckpts, capsys):
+    cv2.imwrite(str(tmp_path / "a.png"), photo(32, 32))
+    base = ["matte", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--checkpoint", str(ckpts[0])]
+    assert main(base + ["--device", "banana"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "matte: --device: 'banana' is not a device name (auto, cpu, cuda, cuda:N or mps)"
+    assert main(base + ["--device", "cpu", "--precision", "fp16"]) == 2  # once, up front, not once per photo
+    err = capsys.readouterr().err
+    assert "--precision fp16 needs a CUDA GPU" in err and len(err.strip().splitlines()) == 1
+    for bad in ("nan", "1.5", "-0.1"):
+        with pytest.raises(SystemExit) as info:
+            main(base + ["--threshold", bad])
+        assert info.value.code == 2 and "--threshold" in capsys.readouterr().err
+    bad_ckpt = tmp_path / "bad.pt"
+    torch.save({"model": {}, "model_config": {"encoder": "test_convnext", "mystery": 1}}, bad_ckpt)
+    assert (
+        main(["matte", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--checkpoint", str(bad_ckpt)])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert f"{bad_ckpt}: model_config: unknown key 'mystery'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_matte_one_pixel_photos_and_outputs_follow_the_umask(tmp_path, ckpts, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "dot.png"), np.full((1, 1, 3), 200, np.uint8))  # used to fail: "division by zero"
+    cv2.imwrite(str(src / "line.png"), np.full((1, 9, 3), 90, np.uint8))
+    old = os.umask(0o027)
+    try:
+        assert (
+            main(["matte", str(src), "-o", str(tmp_path / "out"), "--checkpoint", str(ckpts[0]), "--quiet"])
+            == 0
+        )
+    finally:
+        os.umask(old)
+    for name, shape in (("dot.png", (1, 1, 4)), ("line.png", (1, 9, 4))):
+        out = tmp_path / "out" / name
+        assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == shape
+        assert (out.stat().st_mode & 0o777) == 0o640

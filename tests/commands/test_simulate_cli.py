@@ -7,6 +7,7 @@ import skimage.data
 
 from lowlight_matting.cli import main
 from lowlight_matting.io import read_image, write_image
+from lowlight_matting.simulate import SIMULATOR_PRESETS, LowLightSimulator
 
 
 def make_inputs(tmp_path, corrupt=False):
@@ -34,7 +35,10 @@ def test_simulate_writes_darker_pngs_and_params(tmp_path, capsys):
     assert (out / "sub" / "cat.png").exists()
     records = [json.loads(line) for line in (out / "params.jsonl").read_text().splitlines()]
     assert {r["file"] for r in records} == {"coffee.png", "sub/cat.jpg"}
-    assert all(r["params"]["ratio"] >= 1 for r in records)
+    # each recorded parameter set replays its picture exactly
+    for r in records:
+        replay = LowLightSimulator.apply(read_image(src / r["file"]), **r["params"])
+        np.testing.assert_array_equal(read_image(out / r["output"]), replay, err_msg=r["file"])
     # same seed -> same pictures; existing outputs are kept unless --overwrite
     assert main(["simulate", str(src), str(tmp_path / "again"), "--seed", "3", "--recursive", "--quiet"]) == 0
     np.testing.assert_array_equal(read_image(tmp_path / "again" / "coffee.png"), dark)
@@ -64,3 +68,19 @@ def test_simulate_reports_a_corrupt_file_and_keeps_going(tmp_path, capsys):
 def test_simulate_missing_in_dir(tmp_path, capsys):
     assert main(["simulate", str(tmp_path / "nope"), str(tmp_path / "out"), "--quiet"]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_simulate_presets_are_the_simulators(tmp_path):
+    src = make_inputs(tmp_path)
+    for name in SIMULATOR_PRESETS:
+        assert (
+            main(["simulate", str(src), str(tmp_path / name), "--preset", name, "--seed", "1", "--quiet"])
+            == 0
+        )
+    # the preset reaches the simulator: exposure_only adds no noise, so a flat patch stays flat
+    flat = tmp_path / "flat"
+    write_image(flat / "grey.png", np.full((32, 32, 3), 150, np.uint8))
+    assert (
+        main(["simulate", str(flat), str(tmp_path / "flat_out"), "--preset", "exposure_only", "--quiet"]) == 0
+    )
+    assert len(np.unique(read_image(tmp_path / "flat_out" / "grey.png")[..., 1])) == 1

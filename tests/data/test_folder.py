@@ -129,7 +129,12 @@ def test_fg_alpha_without_bg_uses_builtin_backgrounds(tmp_path):
     write_image(tmp_path / "alpha" / "x.png", _alpha(24, 32))
     ds = FolderMattingDataset(tmp_path, layout="fg_alpha_bg")
     item = ds[0]
-    assert item["bg"].shape == (24, 32, 3) and item["bg"].std() > 0
+    assert item["bg"].shape == (24, 32, 3) and item["bg"].std() > 1.0  # a picture, not a flat fill
+    np.testing.assert_array_equal(item["image"], composite(item["fg"], item["bg"], item["alpha"]))
+    # a built-in background per (seed, epoch, index): the same again, another one next epoch
+    np.testing.assert_array_equal(FolderMattingDataset(tmp_path, layout="fg_alpha_bg")[0]["bg"], item["bg"])
+    ds.set_epoch(1)
+    assert not np.array_equal(ds[0]["bg"], item["bg"])
 
 
 def test_layout_and_folder_errors(tmp_path):

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from lowlight_matting.color import mean_luminance
 from lowlight_matting.data import LowLightPairs, SyntheticMattingDataset, collate_matting
 from lowlight_matting.seeding import worker_init_fn
 from lowlight_matting.simulate import LowLightSimulator, simulate_batch, simulate_low_light
@@ -105,7 +106,7 @@ def test_custom_simulators(base):
     a = LowLightPairs(base, simulator=sim, seed=0)[2]
     b = LowLightPairs(base, simulator=LowLightSimulator.from_preset("mild", seed=99), seed=0)[2]
     np.testing.assert_array_equal(a["image"], b["image"])  # the pair's seed decides, not the simulator's
-    # a plain function f(image, rng=...) such as the article's recipe (our fixed version)
+    # a plain function f(image, rng=...) such as the article's recipe
     f = LowLightPairs(base, simulator=simulate_low_light, seed=0)
     np.testing.assert_array_equal(
         f[1]["image"], LowLightPairs(base, simulator=simulate_low_light, seed=0)[1]["image"]
@@ -124,6 +125,16 @@ def test_deferred_mode_hands_normal_images_to_the_batched_simulator(base):
     g = torch.Generator().manual_seed(0)
     dark = simulate_batch(batch["normal"][batch["lowlight"]], generator=g)
     assert dark.shape == batch["normal"].shape and dark.mean() < batch["normal"].mean()
+
+
+def test_both_modes_darken_alike(base):
+    # the dataset's NumPy simulator and the deferred batched one draw from one law: similar darkening
+    pairs = LowLightPairs(SyntheticMattingDataset(64, size=32, seed=5), seed=0)
+    now = collate_matting([pairs[i] for i in range(64)])
+    later = simulate_batch(now["normal"], torch.Generator().manual_seed(0))
+    ratio_now = (mean_luminance(now["image"]) / mean_luminance(now["normal"])).log()
+    ratio_later = (mean_luminance(later) / mean_luminance(now["normal"])).log()
+    assert float(ratio_now.median()) == pytest.approx(float(ratio_later.median()), abs=0.4)
 
 
 def test_collate_shapes_dtypes_and_ranges(base):

@@ -7,19 +7,17 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from lowlight_matting.color import composite, linear_to_srgb, linear_to_u8, srgb_to_linear, u8_to_linear
 from lowlight_matting.data import (
     PHOTOS,
     SyntheticConfig,
     SyntheticMattingDataset,
     alpha_statistics,
     collate_matting,
-    composite,
     random_background,
 )
-from lowlight_matting.color import linear_to_u8, u8_to_linear
 from lowlight_matting.data.backgrounds import PROCEDURAL_KINDS, load_photo, procedural_background
 from lowlight_matting.seeding import worker_init_fn
-from lowlight_matting.simulate import linear_to_srgb, srgb_to_linear
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +25,19 @@ def ds():
     return SyntheticMattingDataset(24, size=96, seed=3)
 
 
+# the mix SyntheticConfig() drew before it became the course's (easier) one data definition
+HARD_MIX = dict(p_hair=0.85, p_fur=0.3, p_transparent=0.45, p_similar_colour=0.3, p_photo=0.55)
+
+
+def _stats(**config):
+    d = SyntheticMattingDataset(16, size=256, seed=11, **config)
+    stats = [alpha_statistics(d[i]["alpha"]) for i in range(len(d))]
+    return {k: np.array([s[k] for s in stats]) for k in stats[0]}
+
+
 @pytest.fixture(scope="module")
 def stats256():
-    d = SyntheticMattingDataset(16, size=256, seed=11)
-    return [alpha_statistics(d[i]["alpha"]) for i in range(len(d))]
+    return _stats()
 
 
 def test_item_format(ds):
@@ -79,7 +86,7 @@ def test_composite_formula_and_checks():
         composite(white.astype(np.float32), black, half)
 
 
-def test_colour_tables_agree_with_simulate():
+def test_colour_tables_agree_with_the_exact_srgb_formula():
     u = np.arange(256, dtype=np.uint8).reshape(16, 16)
     np.testing.assert_allclose(u8_to_linear(u), srgb_to_linear(u / 255.0), atol=1e-6)
     np.testing.assert_array_equal(linear_to_u8(u8_to_linear(u)), u)
@@ -116,20 +123,26 @@ def test_deterministic_across_dataloader_workers():
 
 
 def test_alpha_statistics_make_matting_hard(stats256):
-    frac = np.array([s["fractional"] for s in stats256])
-    thin = np.array([s["thin"] for s in stats256])
-    sub = np.array([s["subpixel"] for s in stats256])
-    semi = np.array([s["semi_transparent"] for s in stats256])
-    fg = np.array([s["foreground"] for s in stats256])
+    """The default mix (SyntheticConfig(): hair in 40 % of samples, fur 10 %, semi-transparent parts 20 %)."""
+    frac, thin, sub = stats256["fractional"], stats256["thin"], stats256["subpixel"]
+    semi, fg = stats256["semi_transparent"], stats256["foreground"]
     # a segmentation-like matte (an anti-aliased disc) has well under 2 % fractional pixels
-    assert frac.mean() > 0.10, frac
-    assert (frac > 0.02).mean() >= 0.9, frac
+    assert frac.mean() > 0.08, frac
+    assert (frac > 0.02).mean() >= 0.75, frac
     assert semi.mean() > 0.05
-    # thin structures (narrower than 3 px, most of them sub-pixel strands) in most samples
-    assert (thin > 0.003).mean() >= 0.6, thin
+    # thin structures (narrower than 3 px, most of them sub-pixel strands) in at least half of the samples
+    assert (thin > 0.003).mean() >= 0.5, thin
     assert sub.sum() > 0.5 * thin.sum()
     # there is a foreground to find in every sample, and it does not fill the frame
     assert (fg > 0.01).all() and (fg < 0.9).all(), fg
+
+
+def test_a_harder_mix_gives_harder_mattes(stats256):
+    hard = _stats(**HARD_MIX)
+    frac, thin, semi = hard["fractional"], hard["thin"], hard["semi_transparent"]
+    assert frac.mean() > 0.15 and (frac > 0.02).mean() >= 0.9, frac
+    assert semi.mean() > 0.1 and (thin > 0.003).mean() >= 0.8, (semi, thin)
+    assert frac.mean() > 1.5 * stats256["fractional"].mean()
 
 
 def test_statistics_of_a_plain_disc_are_not_hard():

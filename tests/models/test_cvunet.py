@@ -6,7 +6,10 @@ import pytest
 import torch
 
 from lowlight_matting.checkpoint import model_from_checkpoint, save_checkpoint
+from lowlight_matting.export import save_weights
 from lowlight_matting.models import CVUNet, build_model, describe_model, pad_to_multiple
+from lowlight_matting.models.config import ModelConfigError, validate_model_config
+from lowlight_matting.weights import SHIPPED
 
 PRESETS = ["test_convnext", "mobilenetv2_100", "convnext_tiny", "swin_tiny_patch4_window7_224"]
 _CACHE: dict = {}
@@ -152,7 +155,9 @@ def test_checkpoint_rebuild_does_not_need_the_pretrained_file(tmp_path):
     weights = tmp_path / "enc.safetensors"
     save_file(timm.create_model("test_convnext").state_dict(), str(weights))
     model = build_model("test_convnext", pretrained=weights).eval()
-    assert model.config["pretrained"] == str(weights)
+    assert (
+        model.pretrained_source == str(weights) and model.config["pretrained"] is None
+    )  # files hold weights
     payload = {"model": model.state_dict(), "model_config": model.config}
     weights.unlink()
     restored = model_from_checkpoint(payload)
@@ -192,3 +197,89 @@ def test_describe_model_reports_parameters_flops_shapes_latency():
         (c, 64 // r, 64 // r) for c, r in zip(model.encoder.channels, model.encoder.reductions, strict=True)
     ]
     assert info["gflops"] > 0 and info["latency_ms"] > 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"encoder": "not_a_model"}, "encoder: unknown timm model 'not_a_model'"),
+        ({"encoder": "hf-hub:timm/resnet18"}, "encoder: 'hf-hub:timm/resnet18' is not a timm model name"),
+        ({"encoder_kwargs": {"checkpoint_path": "/etc/passwd"}}, "key 'checkpoint_path' is not allowed"),
+        (
+            {"encoder_kwargs": {"pretrained_cfg_overlay": {"file": "x"}}},
+            "'pretrained_cfg_overlay' is not allowed",
+        ),
+        ({"encoder_kwargs": {"drop_path_rate": float("nan")}}, "drop_path_rate: expected a finite number"),
+        ({"decoder_channels": [200000] * 5}, r"decoder_channels\[0\]: expected an integer in \[1, 4096\]"),
+        ({"decoder_channels": [4096] * 5}, "would need 1367 M decoder weights"),
+        ({"decoder_channels": [True] * 5}, "decoder_channels"),
+        ({"refine_channels": 10**9}, "refine_channels"),
+        ({"llie": "zero_dce_pp", "llie_scale_factor": 1e9}, "llie_scale_factor"),
+        ({"llie": "retinex"}, "llie"),
+    ],
+)
+def test_build_model_checks_every_argument_before_allocating(kwargs, words):
+    with pytest.raises(ModelConfigError, match=words) as info:
+        build_model(**{"encoder": "test_convnext", **kwargs})
+    assert isinstance(info.value, ValueError) and str(info.value).startswith("build_model: ")
+
+
+def test_a_files_config_may_not_choose_files_or_unknown_keys():
+    cfg = build_model("test_convnext").config
+    assert validate_model_config(cfg, "m.pt") == cfg
+    # old checkpoints recorded the encoder file they were initialised from: provenance, never opened
+    assert validate_model_config({**cfg, "pretrained": "/some/encoder.pth"}, "m.pt")["pretrained"] is None
+    for bad, words in [
+        ({"pretrained": True}, "pretrained: must be None in a file"),
+        ({"extra": 1}, "unknown key 'extra'"),
+        ({"encoder": None}, "encoder: None is not a timm model name"),
+    ]:
+        with pytest.raises(ModelConfigError, match=f"m.pt: model_config: {words}"):
+            validate_model_config({**cfg, **bad}, "m.pt")
+    with pytest.raises(ModelConfigError, match="m.pt: model_config: expected a dict"):
+        validate_model_config(["encoder"], "m.pt")
+
+
+def test_stride_includes_an_integer_llie_scale_factor():
+    assert build_model("test_convnext").stride == 32
+    assert build_model("test_convnext", llie="zero_dce_pp", llie_scale_factor=4).stride == 32
+    assert build_model("test_convnext", llie="zero_dce_pp", llie_scale_factor=3).stride == 96
+
+
+@pytest.fixture
+def shipped_base(tmp_path, monkeypatch):
+    torch.manual_seed(3)
+    base = build_model("test_convnext").eval()
+    with torch.no_grad():
+        base.head.refine[-1].weight.normal_(0, 0.1)
+    monkeypatch.setattr("lowlight_matting.weights.files.WEIGHTS_DIR", tmp_path)
+    save_weights(base, tmp_path / SHIPPED["cvunet-base"])
+    return base
+
+
+def test_pretrained_shipped_name_loads_every_weight_but_a_fresh_llie(shipped_base):
+    torch.manual_seed(4)
+    plain = build_model("test_convnext", pretrained="cvunet-base").eval()
+    x = torch.rand(1, 3, 40, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x), shipped_base(x))
+    assert plain.pretrained_source == "cvunet-base" and plain.config["pretrained"] is None
+    torch.manual_seed(4)
+    fresh = build_model("test_convnext", llie="zero_dce_pp")
+    torch.manual_seed(4)
+    with_llie = build_model("test_convnext", llie="zero_dce_pp", pretrained="cvunet-base")
+    for k, v in with_llie.state_dict().items():
+        ref = fresh.state_dict()[k] if k.startswith("llie.") else shipped_base.state_dict()[k]
+        torch.testing.assert_close(v, ref, msg=k)
+
+
+def test_pretrained_shipped_name_that_does_not_fit_says_which_setting_differs(shipped_base):
+    with pytest.raises(ModelConfigError) as info:
+        build_model("test_convnext", decoder_channels=[16, 16, 16, 8, 8], pretrained="cvunet-base")
+    msg = str(info.value)
+    assert "pretrained='cvunet-base' does not fit" in msg and "decoder_channels=[32, 24, 16, 16, 8]" in msg
+    assert "\n" not in msg and "refine_channels" not in msg
+    with pytest.raises(ValueError, match="cvunet-lowlight.* is not installed"):
+        build_model("test_convnext", pretrained="cvunet-lowlight")
+    with pytest.raises(ValueError, match="shipped: cvunet-base, cvunet-lowlight"):
+        build_model("test_convnext", pretrained="cvunet-typo")

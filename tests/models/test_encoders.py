@@ -146,3 +146,37 @@ def test_building_every_preset_never_touches_the_network(no_network):
 def test_unknown_encoder_is_a_clear_error():
     with pytest.raises(ValueError, match="not_a_timm_model"):
         Encoder("not_a_timm_model")
+
+
+def test_timm_arguments_that_open_files_are_refused(tmp_path, no_network):
+    target = tmp_path / "target.pth"
+    target.write_bytes(b"never opened")
+    for key, value in [
+        ("checkpoint_path", str(target)),
+        ("pretrained_cfg_overlay", {"file": str(target)}),
+        ("pretrained_cfg", {"file": str(target)}),
+    ]:
+        with pytest.raises(ValueError, match=f"'{key}' is not accepted"):
+            Encoder("test_convnext", **{key: value})
+
+
+def test_truncated_or_non_regular_pretrained_files_are_one_line_errors(tmp_path, no_network):
+    """A truncated encoder file (``--set model.pretrained=...``) used to end in a multi-line traceback text."""
+    import os
+
+    good = tmp_path / "w.pth"
+    torch.save(timm.create_model("test_convnext").state_dict(), good)
+    for name, data in (
+        ("cut.pth", good.read_bytes()[:3000]),
+        ("cut.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{"),
+    ):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(PretrainedWeightsError) as info:
+            Encoder("test_convnext", pretrained=path)
+        msg = str(info.value)
+        assert msg.startswith(str(path)) and "\n" not in msg and isinstance(info.value, ValueError)
+    fifo = tmp_path / "pipe.pth"
+    os.mkfifo(fifo)  # opening it would block forever
+    with pytest.raises(PretrainedWeightsError, match="pipe.pth: pretrained weights: not a regular file"):
+        Encoder("test_convnext", pretrained=fifo)

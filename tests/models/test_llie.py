@@ -124,13 +124,22 @@ def test_illumination_estimator_formula():
 
 
 def test_bf16_autocast_keeps_the_curve_arithmetic_in_float32():
+    """Under bf16 autocast the convolutions run in bf16, the eight curve iterations in float32: the output is
+    float32 and within 1e-2 of the float32 forward, and every parameter gradient within 5 %."""
+    torch.manual_seed(0)
     net = ZeroDCEPP()
-    x = torch.rand(1, 3, 24, 40)
+    x = torch.rand(1, 3, 24, 40, generator=torch.Generator().manual_seed(0))
+    y32, _ = net(x)
+    y32.mean().backward()
+    grads32 = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y, a = net(x)
-    assert y.dtype == torch.float32 and torch.isfinite(y).all()
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, y32, atol=1e-2, rtol=0)
     y.mean().backward()
-    assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+    for (name, p), g32 in zip(net.named_parameters(), grads32, strict=True):
+        assert float((p.grad - g32).norm() / g32.norm()) < 5e-2, name
 
 
 def test_build_llie_names_and_checks():

@@ -1,4 +1,4 @@
-"""Matting metrics as the field computes them: SAD, MSE, Gradient and Connectivity error.
+"""Matting metrics as the field computes them, on NumPy: SAD, MSE, Gradient and Connectivity error.
 
 The reference is the MATLAB evaluation code released with *Deep Image Matting* (Xu, Price, Cohen, Huang,
 CVPR 2017; files ``compute_sad_loss.m``, ``compute_mse_loss.m``, ``compute_gradient_loss.m`` with
@@ -41,8 +41,7 @@ Speed: separable filtering (OpenCV ``sepFilter2D``) and one connected-component 
 (OpenCV ``connectedComponentsWithStats``) with no per-region Python loop; all four on a 2048×2048 pair take a
 fraction of a second on one core (``python -m benchmarks metrics``).
 
-For validation during training, :func:`batch_metrics` computes SAD, MSE and Gradient on (B, 1, H, W) torch
-batches on any device (Connectivity needs connected components and stays on the CPU).
+The torch versions for (B, 1, H, W) batches are in :mod:`lowlight_matting.metrics.batched`.
 
 Example:
     >>> import numpy as np
@@ -62,6 +61,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from lowlight_matting.metrics.checks import as_alpha, pair
+
 __all__ = [
     "GRADIENT_SIGMA",
     "GRADIENT_EPSILON",
@@ -78,10 +79,6 @@ __all__ = [
     "compute_metrics",
     "error_maps",
     "make_trimap",
-    "sad_torch",
-    "mse_torch",
-    "gradient_error_torch",
-    "batch_metrics",
 ]
 
 GRADIENT_SIGMA = 1.4
@@ -93,87 +90,6 @@ CONNECTIVITY_STEP = 0.1
 CONNECTIVITY_MIN_DIFF = 0.15
 """Differences d = α − ℓ below this are ignored by the connectivity error (φ = 1 − d·[d ≥ 0.15])."""
 METRIC_NAMES = ("sad", "mse", "grad", "conn")
-
-
-# ----------------------------------------------------------------------------------------------- checks
-def _to_numpy(x: Any, name: str) -> np.ndarray:
-    try:
-        import torch
-
-        if isinstance(x, torch.Tensor):
-            x = x.detach().to("cpu")
-            if x.dtype == torch.bfloat16 or x.dtype == torch.float16:
-                x = x.float()
-            x = x.numpy()
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        pass
-    if not isinstance(x, np.ndarray):
-        try:
-            x = np.asarray(x)
-        except Exception as e:
-            raise TypeError(f"{name}: expected a NumPy array or torch tensor, got {type(x).__name__}") from e
-    return x
-
-
-def _squeeze_2d(a: np.ndarray, name: str) -> np.ndarray:
-    if a.ndim > 2:
-        keep = [i for i, s in enumerate(a.shape) if s != 1]
-        if len(keep) == 2:
-            a = a.reshape([a.shape[i] for i in keep])
-    if a.ndim != 2:
-        raise ValueError(
-            f"{name}: expected one alpha matte of shape (H, W) (or (1, H, W) / (1, 1, H, W)), got shape {a.shape}"
-        )
-    if a.size == 0:
-        raise ValueError(f"{name}: empty matte of shape {a.shape}")
-    return a
-
-
-def _as_alpha(x: Any, name: str) -> np.ndarray:
-    """``x`` as a float64 (H, W) array in [0, 1]; uint8 is divided by 255 (uint16 by 65535)."""
-    a = _squeeze_2d(_to_numpy(x, name), name)
-    if a.dtype == np.bool_:
-        raise TypeError(f"{name}: got a boolean mask; pass a float alpha matte in [0, 1]")
-    if a.dtype == np.uint8:
-        return a.astype(np.float64) / 255.0
-    if a.dtype == np.uint16:
-        return a.astype(np.float64) / 65535.0
-    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
-        raise TypeError(f"{name}: expected a numeric alpha matte, got dtype {a.dtype}")
-    a = np.asarray(a, dtype=np.float64)
-    lo, hi = float(a.min()), float(a.max())
-    if math.isnan(lo) or math.isnan(hi):
-        raise ValueError(f"{name}: alpha matte contains NaN")
-    if lo < -1e-6 or hi > 1 + 1e-6:
-        hint = " (uint8-range values? divide by 255)" if hi > 1.5 else ""
-        raise ValueError(f"{name}: alpha values must lie in [0, 1], found range [{lo:.4g}, {hi:.4g}]{hint}")
-    if lo < 0 or hi > 1:
-        a = np.clip(a, 0.0, 1.0)
-    return a
-
-
-def _unknown_mask(trimap: Any, shape: tuple[int, int]) -> np.ndarray | None:
-    """Boolean mask of counted pixels (trimap == 128), or None for the whole image."""
-    if trimap is None:
-        return None
-    t = _squeeze_2d(_to_numpy(trimap, "trimap"), "trimap")
-    if t.shape != shape:
-        raise ValueError(f"trimap: shape {t.shape} does not match the mattes' shape {shape}")
-    if t.dtype == np.bool_ or not np.all(np.isin(t, (0, 128, 255))):
-        vals = np.unique(t)[:8]
-        raise ValueError(
-            f"trimap: values must be 0 (background), 128 (unknown) and 255 (foreground); found {vals.tolist()}"
-            + (" ..." if np.unique(t).size > 8 else "")
-        )
-    return t == 128
-
-
-def _pair(pred: Any, gt: Any, trimap: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    p = _as_alpha(pred, "pred")
-    g = _as_alpha(gt, "gt")
-    if p.shape != g.shape:
-        raise ValueError(f"pred and gt must have the same shape, got pred {p.shape} and gt {g.shape}")
-    return p, g, _unknown_mask(trimap, p.shape)
 
 
 def _masked_sum(err: np.ndarray, mask: np.ndarray | None) -> float:
@@ -188,7 +104,7 @@ def sad(pred: Any, gt: Any, trimap: Any = None) -> float:
         >>> sad(np.zeros((10, 100)), np.ones((10, 100)))
         1.0
     """
-    p, g, m = _pair(pred, gt, trimap)
+    p, g, m = pair(pred, gt, trimap)
     return _masked_sum(np.abs(p - g), m) / 1000.0
 
 
@@ -199,7 +115,7 @@ def mse(pred: Any, gt: Any, trimap: Any = None) -> float:
         >>> mse(np.full((4, 4), 0.5), np.ones((4, 4)))
         0.25
     """
-    p, g, m = _pair(pred, gt, trimap)
+    p, g, m = pair(pred, gt, trimap)
     return _mse(p, g, m)
 
 
@@ -262,7 +178,7 @@ def gradient_magnitude(alpha: Any, sigma: float = GRADIENT_SIGMA) -> np.ndarray:
 
     Returns a float64 (H, W) array. This is what the Gradient error compares between prediction and truth.
     """
-    return _magnitude(_as_alpha(alpha, "alpha"), sigma)
+    return _magnitude(as_alpha(alpha, "alpha"), sigma)
 
 
 def _crop_box(mask: np.ndarray | None, margin: int) -> tuple[slice, slice] | None:
@@ -307,7 +223,7 @@ def gradient_error(pred: Any, gt: Any, trimap: Any = None, sigma: float = GRADIE
         >>> gradient_error(a, a)
         0.0
     """
-    p, g, m = _pair(pred, gt, trimap)
+    p, g, m = pair(pred, gt, trimap)
     return _gradient_error(p, g, m, sigma)
 
 
@@ -393,7 +309,7 @@ def connectivity_levels(pred: Any, gt: Any, step: float = CONNECTIVITY_STEP) -> 
     """The level map ℓ of the connectivity error: for each pixel the last threshold t ∈ {step, 2·step, …, 1}
     before the first one at which it left the largest 4-connected component of (pred ≥ t) ∧ (gt ≥ t)
     (0 if it was not in it at t = step, 1 if it never left). float64 (H, W)."""
-    p, g, _ = _pair(pred, gt, None)
+    p, g, _ = pair(pred, gt, None)
     return _levels(p, g, step)
 
 
@@ -433,7 +349,7 @@ def connectivity_error(pred: Any, gt: Any, trimap: Any = None, step: float = CON
         >>> connectivity_error(a, a)
         0.0
     """
-    p, g, m = _pair(pred, gt, trimap)
+    p, g, m = pair(pred, gt, trimap)
     return _connectivity_error(p, g, m, step)
 
 
@@ -445,7 +361,7 @@ def compute_metrics(
 
     SAD, Grad and Conn are /1000, MSE is raw; counted over ``trimap == 128`` or the whole image without one.
     """
-    p, g, m = _pair(pred, gt, trimap)
+    p, g, m = pair(pred, gt, trimap)
     d = p - g
     n = d.size if m is None else int(m.sum())
     sq = d * d
@@ -462,7 +378,7 @@ def error_maps(pred: Any, gt: Any, step: float = CONNECTIVITY_STEP) -> dict[str,
     """Per-pixel terms of each metric on the whole image (float64 (H, W)), before summing and scaling:
     ``sad`` |Δ|, ``mse`` Δ², ``grad`` (‖∇pred‖ − ‖∇gt‖)², ``conn`` |φ(pred) − φ(gt)|. Shows *where* a
     metric punishes a prediction."""
-    p, g, _ = _pair(pred, gt, None)
+    p, g, _ = pair(pred, gt, None)
     d = p - g
     levels = _levels(p, g, step)
     return {
@@ -495,7 +411,7 @@ def make_trimap(
         >>> sorted(np.unique(t).tolist()), int(t[16, 16]), int(t[8, 8]), int(t[0, 0])
         ([0, 128, 255], 255, 128, 0)
     """
-    a = _as_alpha(alpha, "alpha")
+    a = as_alpha(alpha, "alpha")
     if not isinstance(kernel_size, int | np.integer) or kernel_size < 1:
         raise ValueError(f"kernel_size must be a positive integer, got {kernel_size!r}")
     if not isinstance(iterations, int | np.integer) or iterations < 0:
@@ -512,133 +428,3 @@ def make_trimap(
     trimap[anything.astype(bool)] = 128
     trimap[fg.astype(bool)] = 255
     return trimap
-
-
-# ------------------------------------------------------------------------------------ torch, batched
-def _torch_batch(x: Any, name: str, check: bool):
-    import torch
-
-    if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(np.asarray(x))
-    if x.ndim == 3:
-        x = x.unsqueeze(1)
-    if x.ndim != 4 or x.shape[1] != 1:
-        raise ValueError(
-            f"{name}: expected a batch of mattes (B, 1, H, W) or (B, H, W), got {tuple(x.shape)}"
-        )
-    if x.dtype == torch.uint8:
-        x = x.double() / 255.0
-    elif not x.is_floating_point():
-        raise TypeError(f"{name}: expected a float tensor in [0, 1] (or uint8), got {x.dtype}")
-    elif x.dtype in (torch.float16, torch.bfloat16):
-        x = x.float()
-    if check and x.numel():
-        lo, hi = torch.aminmax(x.detach())
-        lo, hi = float(lo), float(hi)
-        if math.isnan(lo) or math.isnan(hi) or lo < -1e-6 or hi > 1 + 1e-6:
-            raise ValueError(f"{name}: alpha values must lie in [0, 1], found range [{lo:.4g}, {hi:.4g}]")
-    return x
-
-
-def _torch_inputs(pred: Any, gt: Any, trimap: Any, check: bool):
-    import torch
-
-    p = _torch_batch(pred, "pred", check)
-    g = _torch_batch(gt, "gt", check)
-    if p.shape != g.shape:
-        raise ValueError(
-            f"pred and gt must have the same shape, got pred {tuple(p.shape)} and gt {tuple(g.shape)}"
-        )
-    dtype = torch.promote_types(p.dtype, g.dtype)
-    g = g.to(device=p.device, dtype=dtype)
-    p = p.to(dtype)
-    if trimap is None:
-        return p, g, None
-    t = trimap if isinstance(trimap, torch.Tensor) else torch.as_tensor(np.asarray(trimap))
-    if t.ndim == 3:
-        t = t.unsqueeze(1)
-    if tuple(t.shape) != tuple(p.shape):
-        raise ValueError(f"trimap: shape {tuple(t.shape)} does not match the mattes' shape {tuple(p.shape)}")
-    t = t.to(p.device)
-    if check and not bool(torch.isin(t, torch.tensor([0, 128, 255], device=t.device, dtype=t.dtype)).all()):
-        raise ValueError("trimap: values must be 0 (background), 128 (unknown) and 255 (foreground)")
-    return p, g, (t == 128).to(dtype)
-
-
-def sad_torch(pred: Any, gt: Any, trimap: Any = None, check: bool = True):
-    """Batched SAD: tensor (B,) of Σ_Ω |pred − gt| / 1000 for (B, 1, H, W) mattes on any device."""
-    p, g, m = _torch_inputs(pred, gt, trimap, check)
-    e = (p - g).abs()
-    return (e if m is None else e * m).flatten(1).sum(1) / 1000.0
-
-
-def mse_torch(pred: Any, gt: Any, trimap: Any = None, check: bool = True):
-    """Batched raw MSE: tensor (B,) of Σ_Ω (pred − gt)² / |Ω| (0 where Ω is empty)."""
-    p, g, m = _torch_inputs(pred, gt, trimap, check)
-    return _mse_t(p, g, m)
-
-
-def _mse_t(p, g, m):
-    e = (p - g) ** 2
-    if m is None:
-        return e.flatten(1).mean(1)
-    n = m.flatten(1).sum(1)
-    return (e * m).flatten(1).sum(1) / n.clamp_min(1)
-
-
-def _corr1d_t(x, k: np.ndarray, dim: int):
-    """Valid 1-D correlation of ``x`` with ``k`` along ``dim`` as a sum of shifted slices (fast on CPU and GPU
-    alike for a 9-tap kernel; ``conv2d`` with a single channel is slow on CPU)."""
-    n = x.shape[dim] - (len(k) - 1)
-    out = x.narrow(dim, 0, n) * float(k[0])
-    for i in range(1, len(k)):
-        if k[i] != 0:
-            out.add_(x.narrow(dim, i, n), alpha=float(k[i]))
-    return out
-
-
-def _gradient_mag_t(x):
-    import torch
-    import torch.nn.functional as F
-
-    g, dg = gauss_gradient_kernels(GRADIENT_SIGMA)
-    half = (len(g) - 1) // 2
-    dgc = dg[::-1]  # flipped: convolution, as MATLAB's imfilter(..., 'conv')
-    xp = F.pad(x, (half, half, half, half), mode="replicate")
-    gx = _corr1d_t(_corr1d_t(xp, dgc, -1), g, -2)  # derivative along the width, smoothing along the height
-    gy = _corr1d_t(_corr1d_t(xp, g, -1), dgc, -2)
-    return torch.sqrt(gx * gx + gy * gy)
-
-
-def gradient_error_torch(pred: Any, gt: Any, trimap: Any = None, check: bool = True):
-    """Batched Gradient error: tensor (B,) of Σ_Ω (‖∇pred‖ − ‖∇gt‖)² / 1000, same filters as
-    :func:`gradient_error` (replicated borders), computed in the inputs' float dtype on their device."""
-    p, g, m = _torch_inputs(pred, gt, trimap, check)
-    e = (_gradient_mag_t(p) - _gradient_mag_t(g)) ** 2
-    return (e if m is None else e * m).flatten(1).sum(1) / 1000.0
-
-
-def batch_metrics(pred: Any, gt: Any, trimap: Any = None, check: bool = True) -> dict[str, Any]:
-    """SAD, MSE and Gradient for a (B, 1, H, W) batch on any device: ``dict(sad=, mse=, grad=)`` of (B,)
-    tensors, for validation during training (no gradients are tracked). Connectivity needs connected
-    components: compute it on the CPU with :func:`connectivity_error`.
-
-    Example:
-        >>> import torch
-        >>> m = batch_metrics(torch.zeros(2, 1, 8, 8), torch.ones(2, 1, 8, 8))
-        >>> [round(float(v), 3) for v in m["sad"]], [float(v) for v in m["mse"]]
-        ([0.064, 0.064], [1.0, 1.0])
-    """
-    import torch
-
-    with torch.no_grad():
-        p, g, m = _torch_inputs(pred, gt, trimap, check)
-        e = (p - g).abs()
-        gerr = (_gradient_mag_t(p) - _gradient_mag_t(g)) ** 2
-        if m is not None:
-            e, gerr = e * m, gerr * m
-        return {
-            "sad": e.flatten(1).sum(1) / 1000.0,
-            "mse": _mse_t(p, g, m),
-            "grad": gerr.flatten(1).sum(1) / 1000.0,
-        }

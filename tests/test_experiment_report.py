@@ -1,0 +1,161 @@
+"""The demo's report (lowlight_matting.experiment.report / figures): tables, verdict, intervals, headroom,
+seeds summary, ablation table and figures, from hand-made results dicts."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from lowlight_matting import experiment as ex
+from lowlight_matting.evaluation import format_change, relative_change
+from lowlight_matting.experiment.report import comparison_rows, format_metric
+from lowlight_matting.io import to_jsonable
+
+
+# --------------------------------------------------------------------------------------- report writing
+def test_relative_change_sign_and_degenerate_cases():
+    assert relative_change(0.032, 0.018) == pytest.approx(-0.4375)
+    assert relative_change(10, 12) == pytest.approx(0.2)
+    assert math.isnan(relative_change(0, 1)) and math.isnan(relative_change(1, float("nan")))
+
+
+def test_format_change_and_metric():
+    assert format_change(-0.4375) == "-44%"
+    assert format_change(0.021) == "+2%"
+    assert format_change(0.0001) == "0%"
+    assert format_change(-0.0123, 1) == "-1.2%"
+    assert format_change(float("nan")) == "n/a"
+    assert format_metric("mse", 0.0321) == "0.0321" and format_metric("sad", 48.7) == "48.70"
+
+
+def test_article_changes_are_the_claimed_ones():
+    ch = comparison_rows(ex.ARTICLE["baseline"], ex.ARTICLE["finetuned"])
+    assert {k: format_change(v) for k, v in ch.items()} == {
+        "mse": "-44%",
+        "sad": "-36%",
+        "grad": "-32%",
+        "conn": "-32%",
+    }
+
+
+def _results(low_ft_sad=5.0, normal_ft_sad=10.2):
+    m = {"sad": 10.0, "mse": 0.02, "grad": 4.0, "conn": 9.0}
+    return {
+        "lowlight": {
+            "baseline": dict(m, sad=20.0),
+            "finetuned": {"sad": low_ft_sad, "mse": 0.01, "grad": 3.0, "conn": 5.0},
+        },
+        "normal": {"baseline": m, "finetuned": dict(m, sad=normal_ft_sad)},
+        "preset": "unit",
+        "device": "cpu",
+        "seconds": 1.0,
+    }
+
+
+def test_verdict_and_report_say_what_the_numbers_say():
+    good = ex.verdict(_results())
+    assert good["lowlight_all_better"] and good["normal_within_tolerance"]
+    assert good["lowlight_change"]["sad"] == pytest.approx(-0.75)
+    bad = ex.verdict(_results(low_ft_sad=25.0, normal_ft_sad=11.0))
+    assert not bad["lowlight_all_better"] and not bad["normal_within_tolerance"]
+    assert bad["normal_worst_change"] == pytest.approx(0.1)
+    text = ex.render_report(_results(low_ft_sad=25.0, normal_ft_sad=11.0))
+    assert "+25%" in text and "+10%" in text
+    assert "all four metrics: **no**" in text
+    assert "| **ours: relative change** | -50% | +25% | -25% | -44% |" in text
+
+
+def test_headroom_uses_the_normal_light_baseline_as_reference():
+    v = ex.verdict(_results())
+    # SAD: baseline 20 in the dark, 10 in daylight, fine-tuned 5 in the dark
+    assert v["lowlight_penalty"]["sad"] == pytest.approx(1.0)
+    assert v["reference_change"]["sad"] == pytest.approx(-0.5)
+    assert v["gap_closed"]["sad"] == pytest.approx(1.5)
+    # MSE: low light does not hurt the baseline (0.02 both): no gap to close
+    assert math.isnan(v["gap_closed"]["mse"])
+    text = ex.render_report(_results())
+    assert "| share of the gap closed | n/a | 150% |" in text
+    assert "| change that would reach the normal-light reference | 0% | -50% |" in text
+
+
+def test_report_gives_bootstrap_intervals_when_per_image_values_are_kept():
+    r = _results()
+    assert "lowlight_ci" not in ex.verdict(r) and "95 % interval of our change" not in ex.render_report(r)
+    g = np.random.default_rng(1)
+    base = g.gamma(2.0, 0.1, 40)
+    r["per_image"] = {
+        light: {
+            "baseline": {k: base.tolist() for k in ex.METRICS},
+            "finetuned": {k: (base * f).tolist() for k in ex.METRICS},
+        }
+        for light, f in (("lowlight", 0.5), ("normal", 1.0))
+    }
+    v = ex.verdict(r)
+    assert v["lowlight_ci"]["sad"] == pytest.approx([-0.5, -0.5])
+    assert v["normal_ci"]["mse"] == pytest.approx([0.0, 0.0])
+    text = ex.render_report(r)
+    assert "| 95 % interval of our change (paired bootstrap over the ? test images) | [-50%, -50%] |" in text
+
+
+def test_seed_summary_gives_mean_and_sd_of_every_change():
+    a, b = _results(low_ft_sad=5.0), _results(low_ft_sad=15.0, normal_ft_sad=11.0)
+    a["config"], b["config"] = {"seed": 0}, {"seed": 1}
+    s = ex.summarize_seeds([a, b])
+    assert s["seeds"] == [0, 1] and s["n"] == 2
+    assert s["lowlight_change"]["sad"]["values"] == pytest.approx([-0.75, -0.25])
+    assert s["lowlight_change"]["sad"]["mean"] == pytest.approx(-0.5)
+    assert s["lowlight_change"]["sad"]["sd"] == pytest.approx(np.std([-0.75, -0.25], ddof=1))
+    assert s["lowlight_all_better"] == 2 and s["normal_within_tolerance"] == 1
+    text = ex.render_seeds(s)
+    assert "| **mean ± sd** | -50% ± 0 | -50% ± 35 |" in text
+    assert "in 1 of 2 runs" in text
+    # written as JSON (NaN -> null) and rendered again, as tools/record_results.py does
+    again = ex.render_seeds(json.loads(json.dumps(to_jsonable(s))))
+    assert again == text and "| **mean ± sd** | n/a |" in again
+    single = ex.summarize_seeds([a])
+    assert math.isnan(single["lowlight_change"]["sad"]["sd"])
+    with pytest.raises(ValueError, match="runs"):
+        ex.summarize_seeds([])
+
+
+def test_ablation_table_lists_every_variant_with_changes():
+    base = {
+        "lowlight": {"sad": 20.0, "mse": 0.02, "grad": 4.0, "conn": 10.0},
+        "normal": {"sad": 10.0, "mse": 0.01, "grad": 2.0, "conn": 5.0},
+    }
+    rows = [
+        {
+            "variant": "full recipe",
+            "lowlight": {k: v / 2 for k, v in base["lowlight"].items()},
+            "normal": base["normal"],
+        }
+    ]
+    text = ex.render_ablation(rows, base)
+    assert "| full recipe | 0.0100 | 10.00 | 2.00 | 5.00 | -50% | -50% | -50% | -50% |" in text
+    assert "against the full recipe" not in text  # no per-image values: no intervals
+    # with per-image values: each variant against the full recipe, paired over the same images
+    g = np.random.default_rng(0)
+    imgs = g.gamma(2.0, 1.0, 30)
+    per = {light: {k: imgs.tolist() for k in ex.METRICS} for light in ("lowlight", "normal")}
+    worse = {light: {k: (1.2 * imgs).tolist() for k in ex.METRICS} for light in ("lowlight", "normal")}
+    rows = [dict(rows[0], per_image=per), dict(rows[0], variant="no LLIE", per_image=worse)]
+    text = ex.render_ablation(rows, base)
+    assert "## Each variant against the full recipe" in text
+    assert "| no LLIE | +20% [+20%, +20%] | +20% [+20%, +20%] |" in text
+
+
+def test_loss_curve_and_comparison_figures(tmp_path):
+    hist = [{"step": i, "loss": 1.0 / (i + 1), "stage": "1" if i < 30 else "2"} for i in range(60)]
+    hist[-1]["val_normal"] = 0.1
+    ex.plot_loss_curves({"a": hist, "b": []}, tmp_path / "c.png")
+    g = np.random.default_rng(0)
+    row = {
+        "normal": g.integers(0, 255, (16, 16, 3), dtype=np.uint8),
+        "lowlight": np.zeros((16, 16, 3), np.uint8),
+        "gt": g.random((16, 16)),
+        "baseline": g.random((16, 16)),
+        "finetuned": g.random((16, 16)),
+    }
+    ex.plot_comparison_grid([row, row], tmp_path / "g.png", ["x", "y"])
+    assert (tmp_path / "c.png").stat().st_size > 1000 and (tmp_path / "g.png").stat().st_size > 1000
