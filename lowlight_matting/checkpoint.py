@@ -1,5 +1,9 @@
 """Checkpoints: written atomically, read without executing code.
 
+Writing is here; reading is :mod:`lowlight_matting.weights` (the one reader of every model file), which
+:func:`load_checkpoint` and :func:`model_from_checkpoint` call. :class:`CheckpointError` is defined there
+and re-exported here.
+
 A checkpoint is a plain ``dict`` saved with :func:`torch.save`; it is read back with
 ``torch.load(..., weights_only=True)``, which refuses any pickled callable or arbitrary object, so a
 checkpoint from an untrusted source cannot run code. Everything in it must therefore be tensors, numbers,
@@ -25,13 +29,13 @@ from typing import Any
 
 import torch
 
-from lowlight_matting.io import atomic_write, file_problem
+from lowlight_matting.io import atomic_write
+from lowlight_matting.weights.files import CheckpointError, read_checkpoint
+from lowlight_matting.weights.load import load_model
+
+__all__ = ["FORMAT", "CheckpointError", "load_checkpoint", "model_from_checkpoint", "save_checkpoint"]
 
 FORMAT = "lowlight-matting/1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable, unsafe, or not a lowlight-matting checkpoint."""
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
@@ -48,24 +52,14 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True`` semantics (no code is executed).
 
+    The reader is :func:`lowlight_matting.weights.files.read_checkpoint` (the one reader of model files;
+    it lives there so the weights package needs nothing from this module).
+
     Raises:
-        CheckpointError: the file is missing, holds objects other than tensors and plain containers
-            (e.g. a pickled callable), or is not a dict.
+        CheckpointError: the file is missing or not a regular file, holds objects other than tensors and
+            plain containers (e.g. a pickled callable), or is not a dict.
     """
-    p = Path(path)
-    problem = file_problem(p)  # os.stat only: a FIFO or a symlink loop is named, never opened
-    if problem is not None:
-        raise CheckpointError(f"{p}: checkpoint {problem}")
-    try:
-        data = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as e:  # pickle.UnpicklingError, RuntimeError, EOFError ...
-        raise CheckpointError(
-            f"{p}: refused or unreadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
-            "Checkpoints are loaded with weights_only=True and may hold only tensors and plain containers."
-        ) from e
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{p}: not a checkpoint dict (found {type(data).__name__})")
-    return data
+    return read_checkpoint(path, map_location=map_location)
 
 
 def model_from_checkpoint(
@@ -73,10 +67,7 @@ def model_from_checkpoint(
 ) -> torch.nn.Module:
     """Rebuild the model stored in a checkpoint (path or loaded dict) and load its weights (eval mode).
 
-    Kept for existing callers; it is :func:`lowlight_matting.weights.load_model` (the one loader: the config
-    is validated, the model built with random init, non-finite weights refused). New code should call that.
-    The import is function-local because the weights package reads checkpoints with this module.
+    This is :func:`lowlight_matting.weights.load_model` (the one loader: the config is validated, the model
+    built with random init, non-finite weights refused); new code can call that directly.
     """
-    from lowlight_matting.weights import load_model
-
     return load_model(source, map_location="cpu" if map_location is None else map_location)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import pkgutil
 import sys
@@ -45,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # Pillow logs decoder complaints about broken files ("More samples per pixel than can be decoded") to
+    # stderr; the commands report each bad file themselves, in one line that names it.
+    logging.getLogger("PIL").setLevel(logging.CRITICAL)
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)

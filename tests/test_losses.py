@@ -55,7 +55,7 @@ def test_zero_for_perfect_prediction_positive_otherwise(name):
 def test_composition_loss_zero_at_truth_and_positive_otherwise():
     gt, fg, bg = _matte(0), _rgb(1), _rgb(2)
     assert float(L.composition_loss(gt, gt, fg, bg)) == pytest.approx(0.0, abs=1e-5)
-    image = L.composite(gt, fg, bg)
+    image = L.blend(gt, fg, bg)
     assert float(L.composition_loss(gt, gt, fg, bg, image=image)) == pytest.approx(0.0, abs=1e-5)
     assert float(L.composition_loss(_matte(3), gt, fg, bg)) > 1e-3
     # where F == B the alpha is invisible in the composite: no signal

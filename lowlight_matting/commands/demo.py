@@ -141,7 +141,9 @@ def install_run(staging: Path, out: Path, info: dict | None = None) -> list[str]
             os.replace(src, dst)
             names.append(rel.as_posix())
     manifest = {"written_by": "lowlight-matting demo", **(info or {}), "files": names}
-    (out / MARKER).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    from lowlight_matting.io import write_json
+
+    write_json(out / MARKER, manifest)
     shutil.rmtree(staging, ignore_errors=True)
     return names
 

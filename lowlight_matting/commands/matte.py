@@ -129,11 +129,15 @@ def _real(path: Path) -> Path:
 
 
 def _relative_name(path: Path, folders: list[Path]) -> Path:
-    """Output-relative name of an input: its path below the input folder it was found in, else its name."""
-    rp = _real(path)
+    """Output-relative name of an input: its path below the input folder it was found in, else its name.
+
+    Compared lexically (absolute, symlinks not resolved): a symlinked file is named after the link, not
+    after its target."""
+    ap = Path(os.path.abspath(path))
     for folder in folders:
-        if rp.is_relative_to(folder):
-            return rp.relative_to(folder)
+        af = Path(os.path.abspath(folder))
+        if ap.is_relative_to(af):
+            return ap.relative_to(af)
     return Path(path.name)
 
 
@@ -200,7 +204,7 @@ def _load_models(args: argparse.Namespace, device) -> tuple[object, str]:
     fg = "none" if (args.no_foreground or args.alpha_only) else "ml"
     opts = {"device": device, "long_side": args.long_side, "precision": args.precision, "foreground": fg}
     threshold = DARK_THRESHOLD if args.threshold is None else args.threshold
-    if not args.checkpoint:
+    if not args.checkpoint:  # the shipped pair, routed by brightness (--auto or not)
         matter = load_auto_matter("cvunet-base", "cvunet-lowlight", threshold=threshold, **opts)
         return matter, "the shipped models cvunet-base / cvunet-lowlight"
     normal = load_matter(args.checkpoint, name="normal", **opts)
@@ -220,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
     from lowlight_matting.export import ExportError
     from lowlight_matting.io import read_image, scan_images, write_image
 
-    if args.auto and not args.lowlight_checkpoint:
+    if args.auto and args.checkpoint and not args.lowlight_checkpoint:
         return _error("--auto needs --lowlight-checkpoint (the model for dark photos)")
     if args.lowlight_checkpoint and not args.auto:
         return _error("--lowlight-checkpoint is used only with --auto (switch by brightness)")
@@ -240,7 +244,8 @@ def run(args: argparse.Namespace) -> int:
     out_dir = _real(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         return _error(f"OUTPUT {args.out_dir} exists and is not a folder")
-    folders = [_real(Path(s)) for s in args.inputs if Path(s).is_dir()]
+    given_folders = [Path(s) for s in args.inputs if Path(s).is_dir()]
+    folders = [_real(f) for f in given_folders]
     files, skipped = scan_images(args.inputs, recursive=args.recursive)
     for note in skipped:
         print(f"matte: {note}", file=sys.stderr)
@@ -248,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
         return _error(f"no images found in {' '.join(args.inputs)}")
     file_dirs = {_real(f).parent for f in files if os.path.lexists(f)}
 
-    plan, notes = plan_outputs(files, folders, out_dir, args.save_alpha)
+    plan, notes = plan_outputs(files, given_folders, out_dir, args.save_alpha)
     if not args.allow_inside_input:
         for _, main, alpha in plan:
             for target in (main, alpha):

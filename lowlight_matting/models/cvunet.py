@@ -410,10 +410,9 @@ def build_model(
     model = CVUNet(enc, decoder, head, llie=llie_module, refine_input=refine_input, config=config)
     model.pretrained_source = None if pretrained is None else os.fspath(pretrained)
     if shipped:
-        # The one upward edge of this module (models -> weights), function-local on purpose: the shipped
-        # files are read by the weights package (which builds on this module), and a caller asking
-        # build_model for a shipped name gets the same reader and checks as weights.load_model.
-        from lowlight_matting.weights import load_shipped_into
+        # weights.files reads model files and imports no model code (no import cycle); function-local
+        # because importing it runs weights/__init__, which imports weights.load, which imports this module
+        from lowlight_matting.weights.files import load_shipped_into
 
         load_shipped_into(model, str(pretrained))
     return model

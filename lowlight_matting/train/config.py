@@ -336,7 +336,8 @@ class TrainConfig:
                 f"{key}.p_lowlight",
                 f"must be in [0, 1] and needs data.lowlight=device, got {s.p_lowlight}",
             )
-            need(s.lr > 0, f"{key}.lr", f"must be > 0, got {s.lr}")
+            # a larger lr overflows float32 in AdamW's update (1e38 did): refuse it rather than crash mid-run
+            need(0 < s.lr <= 1e6, f"{key}.lr", f"must be in (0, 1e6], got {s.lr}")
             need(s.warmup_epochs >= 0, f"{key}.warmup_epochs", f"must be >= 0, got {s.warmup_epochs}")
             need(
                 s.freeze_llie_after is None or 0.0 <= s.freeze_llie_after <= 1.0,

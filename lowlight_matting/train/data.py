@@ -7,7 +7,6 @@ the DataLoader worker seeds (each worker reseeds its dataset chain, see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,9 +22,9 @@ from lowlight_matting.data import (
 )
 from lowlight_matting.seeding import worker_init_fn
 from lowlight_matting.train.config import ConfigError, TrainConfig
+from lowlight_matting.train.distributed import DistInfo
 
 __all__ = [
-    "DistInfo",
     "build_datasets",
     "build_loader",
     "epoch_seed",
@@ -33,24 +32,6 @@ __all__ = [
     "shard_for_rank",
     "simulator_ranges",
 ]
-
-
-@dataclass
-class DistInfo:
-    """Where this process stands in a (possibly) distributed run."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    initialised_here: bool = False
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
 
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0, salt: int = 0) -> int:

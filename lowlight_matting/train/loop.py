@@ -40,7 +40,7 @@ from lowlight_matting.data import random_hflip
 from lowlight_matting.losses import MattingLoss
 from lowlight_matting.simulate import simulate_batch
 from lowlight_matting.train.config import StageConfig
-from lowlight_matting.train.data import DistInfo
+from lowlight_matting.train.distributed import DistInfo
 from lowlight_matting.train.optim import AmpSettings
 
 __all__ = [

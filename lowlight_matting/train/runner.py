@@ -39,7 +39,6 @@ from lowlight_matting.seeding import capture_rng_state, restore_rng_state, seed_
 from lowlight_matting.train.config import ConfigError, TrainConfig
 from lowlight_matting.train.config_io import apply_overrides, save_config
 from lowlight_matting.train.data import (
-    DistInfo,
     build_datasets,
     build_loader,
     epoch_seed,
@@ -47,9 +46,11 @@ from lowlight_matting.train.data import (
     shard_for_rank,
     simulator_ranges,
 )
+from lowlight_matting.train.distributed import DistInfo, setup_distributed, wrap
 from lowlight_matting.train.freeze import apply_freeze
 from lowlight_matting.train.history import _tensorboard, plot_history, write_history
 from lowlight_matting.train.loop import (
+    NonFiniteLossError,
     StepContext,
     check_finite_weights,
     llie_frozen_at,
@@ -59,41 +60,7 @@ from lowlight_matting.train.loop import (
 from lowlight_matting.train.optim import build_criterion, build_optimizer, build_scheduler, resolve_amp
 from lowlight_matting.train.start import build_model_for, config_changes
 
-__all__ = ["setup_distributed", "train"]
-
-
-# --------------------------------------------------------------------------------------------- distributed
-def setup_distributed(device_pref: str = "auto") -> DistInfo:
-    """Initialise ``torch.distributed`` from torchrun's environment (``WORLD_SIZE`` > 1), else a single process.
-
-    Backend: nccl when the run uses CUDA, gloo otherwise.
-    """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo()
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", str(rank)))
-    created = False
-    if not dist.is_initialized():
-        use_cuda = torch.cuda.is_available() and device_pref != "cpu"
-        if use_cuda:
-            torch.cuda.set_device(local)
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo", rank=rank, world_size=world)
-        created = True
-    return DistInfo(
-        rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local, initialised_here=created
-    )
-
-
-def _wrap(module: nn.Module, info: DistInfo, device: torch.device, compile_model: bool) -> nn.Module:
-    net: nn.Module = module
-    if info.distributed:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        net = DDP(module, device_ids=[device.index] if device.type == "cuda" else None)
-    if compile_model:
-        net = torch.compile(net)
-    return net
+__all__ = ["train"]
 
 
 @contextlib.contextmanager
@@ -348,7 +315,7 @@ class _Run:
                     if llie_frozen is not None:
                         self.log(f"  LLIE frozen from stage pass {e + 1}")
                 target = model.llie if stage.objective == "llie" else model
-                net = _wrap(target, self.info, self.device, cfg.compile)
+                net = wrap(target, self.info, self.device, cfg.compile)
                 llie_frozen = frozen_now
             if self._pass(si, e, n_pass, ctx, net, stage_steps, optimizer, scheduler, scaler):
                 return True
@@ -393,6 +360,7 @@ class _Run:
             "data_wait_share": metrics["data_wait_s"] / max(metrics["time_s"], 1e-9),
         }
         row.update(self._validate())
+        self._check_pass(row, stage.name, e)
         state["epoch"] = epoch + 1
         state["step"] = ctx.step
         state["stage"], state["stage_epoch"] = si, e + 1
@@ -420,6 +388,20 @@ class _Run:
         if stopping:
             self.log(f"stopping after {state['epoch']} epochs (stop_after_epochs); continue with --resume")
         return stopping
+
+    def _check_pass(self, row: dict[str, Any], stage: str, e: int) -> None:
+        """Stop the run (nothing saved from this pass) when validation gives NaN/inf although the weights are
+        finite (e.g. a learning rate so large that the activations overflow). Non-finite training steps are
+        the loop's business (skipped; ``optim.max_bad_steps`` of them in a row stop the run)."""
+        where = f"after {stage} pass {e + 1}"
+        bad = [
+            k for k, v in row.items() if k.startswith("val") and isinstance(v, float) and not math.isfinite(v)
+        ]
+        if bad:
+            raise NonFiniteLossError(
+                f"{where}: validation gave non-finite {', '.join(bad)} (the model's outputs overflow); nothing "
+                "was saved from this pass. Lower the learning rate"
+            )
 
     def _validate(self) -> dict[str, float]:
         """Validation MSE/MAE/loss on darkened images (when the run darkens) and on normal light."""

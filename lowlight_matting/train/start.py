@@ -80,10 +80,16 @@ Any other difference (seed, data, model, loss, stages, optimiser, precision ...)
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(d, dict):
+    """Nested dicts and lists as dotted keys (``stages.0.lr``); free mappings keep their dict value."""
+    if isinstance(d, dict) and prefix.rsplit(".", 1)[-1] not in ("kwargs", "simulator", "synthetic"):
         out: dict[str, Any] = {}
         for k, v in d.items():
             out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(d, list) and prefix == "stages":
+        out = {prefix: len(d)}
+        for i, v in enumerate(d):
+            out.update(_flatten(v, f"{prefix}.{i}"))
         return out
     return {prefix: d}
 

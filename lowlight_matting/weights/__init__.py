@@ -8,7 +8,8 @@
 - :func:`load_model`: random-init build from the validated config, then the state dict (eval mode).
 - :func:`load_shipped_into`: what ``build_model(..., pretrained="cvunet-base")`` uses.
 
-See :mod:`lowlight_matting.weights.files`.
+Modules: :mod:`.files` reads (and imports no model code: ``build_model`` uses it for shipped names),
+:mod:`.load` builds; :mod:`.card` renders the model cards.
 """
 
 from .files import (
@@ -16,19 +17,23 @@ from .files import (
     SHIPPED,
     WEIGHTS_DIR,
     WEIGHTS_FORMAT,
+    CheckpointError,
     is_weights_file,
-    load_model,
     load_shipped_into,
     load_state_dict_checked,
+    read_checkpoint,
     read_model_file,
     shipped_path,
 )
+from .load import load_model
 
 __all__ = [
     "ARCHITECTURE_KEYS",
     "SHIPPED",
     "WEIGHTS_DIR",
     "WEIGHTS_FORMAT",
+    "CheckpointError",
+    "read_checkpoint",
     "is_weights_file",
     "load_model",
     "load_shipped_into",

@@ -37,7 +37,9 @@ def _table(metrics: dict[str, dict[str, dict[str, float]]]) -> list[str]:
     return lines
 
 
-def _hours(seconds: float) -> str:
+def _hours(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(float(seconds)):
+        return "not measured"
     h, rem = divmod(int(round(seconds)), 3600)
     return f"{h} h {rem // 60:02d} min" if h else f"{rem // 60} min {rem % 60:02d} s"
 
@@ -81,7 +83,7 @@ def render_record(rec: dict[str, Any]) -> str:
         "",
         *_table(rec["test"]["metrics"]),
         "",
-        f"`tests/test_weights.py` reproduces the first {rec['subset']['n']} images' means from the shipped file "
+        f"`tests/test_shipped_models.py` reproduces the first {rec['subset']['n']} images' means from the shipped file "
         "to a relative 1e-4 (recorded in `record.json`, `subset`).",
         "",
         "## Limits",

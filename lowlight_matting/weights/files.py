@@ -1,5 +1,8 @@
 """Reading model files — a training checkpoint, exported weights, a shipped model by name — as data.
 
+(Building a model from what is read is :mod:`.load`; this module imports no model code, so
+``build_model(pretrained="cvunet-base")`` can use it without an import cycle.)
+
 One reader, :func:`read_model_file`, for every way a trained CV-UNet arrives:
 
 - a **shipped name** from :data:`SHIPPED` (``"cvunet-base"``, ``"cvunet-lowlight"``): a ``.safetensors``
@@ -13,7 +16,7 @@ One reader, :func:`read_model_file`, for every way a trained CV-UNet arrives:
 Whatever the source, a file is data: it never chooses code, files or sizes. Its ``model_config`` passes
 :func:`lowlight_matting.models.validate_model_config` (known keys, bounded sizes, a timm-registered encoder,
 no key that makes timm open or fetch a file); every floating-point weight must be finite. :func:`load_model`
-then builds the architecture with random initialisation and loads the state dict into it — nothing in the
+(:mod:`.load`) then builds the architecture with random initialisation and loads the state dict into it — nothing in the
 file is executed, and the only file opened is the one named.
 
 Errors are :class:`~lowlight_matting.checkpoint.CheckpointError` (a ``ValueError``): one line naming the
@@ -25,7 +28,7 @@ Example:
     >>> from lowlight_matting.checkpoint import save_checkpoint
     >>> m = build_model("test_convnext")
     >>> path = save_checkpoint(os.path.join(tempfile.mkdtemp(), "m.pt"), {"model": m.state_dict(), "model_config": m.config})
-    >>> load_model(path).config == m.config
+    >>> read_model_file(path)[0] == m.config
     True
 """
 
@@ -38,9 +41,7 @@ from typing import Any
 
 import torch
 
-from lowlight_matting.checkpoint import CheckpointError, load_checkpoint
 from lowlight_matting.io import file_problem
-from lowlight_matting.models import build_model
 from lowlight_matting.models.config import ModelConfigError, validate_model_config
 
 __all__ = [
@@ -48,13 +49,20 @@ __all__ = [
     "SHIPPED",
     "WEIGHTS_DIR",
     "WEIGHTS_FORMAT",
+    "CheckpointError",
     "is_weights_file",
-    "load_model",
     "load_shipped_into",
     "load_state_dict_checked",
+    "read_checkpoint",
     "read_model_file",
     "shipped_path",
 ]
+
+
+class CheckpointError(ValueError):
+    """A model file (checkpoint, weights, shipped name) is missing, unreadable, unsafe or malformed; one line
+    naming the file. Re-exported as :class:`lowlight_matting.checkpoint.CheckpointError`."""
+
 
 WEIGHTS_FORMAT = "lowlight-matting-weights/1"
 """The ``format`` entry of an exported weights file's header."""
@@ -70,6 +78,28 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 
 ARCHITECTURE_KEYS = ("encoder", "decoder_channels", "refine_input", "refine_channels", "image_skip_channels")
 """The config entries that decide the shape of every weight outside the LLIE."""
+
+
+def read_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device | None = "cpu"
+) -> dict[str, Any]:
+    """A training checkpoint's dict, read with ``torch.load(weights_only=True)``: tensors and plain
+    containers only, a pickled callable is refused (nothing is executed). The path is checked with
+    ``os.stat`` first, so a FIFO or a symlink loop is named, never opened."""
+    p = Path(path)
+    problem = file_problem(p)
+    if problem is not None:
+        raise CheckpointError(f"{p}: checkpoint {problem}")
+    try:
+        data = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as e:  # pickle.UnpicklingError, RuntimeError, EOFError ...
+        raise CheckpointError(
+            f"{p}: refused or unreadable checkpoint ({_first_line(e)}). "
+            "Checkpoints are loaded with weights_only=True and may hold only tensors and plain containers."
+        ) from e
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{p}: not a checkpoint dict (found {type(data).__name__})")
+    return data
 
 
 def shipped_path(name: str) -> Path:
@@ -199,7 +229,7 @@ def read_model_file(
             raw_cfg, state, meta = _read_safetensors(p, label)
             kind = kind or "weights"
         else:
-            raw_cfg, state, meta = _from_checkpoint(load_checkpoint(p), label)
+            raw_cfg, state, meta = _from_checkpoint(read_checkpoint(p), label)
             kind = kind or "checkpoint"
         meta = {**meta, "kind": kind, "source": label}
     try:
@@ -240,22 +270,6 @@ def load_state_dict_checked(
         )
     model.load_state_dict(given, strict=not skip)  # copies (and casts) into the model's own parameters
     return model
-
-
-def load_model(
-    source: str | os.PathLike | dict[str, Any], map_location: str | torch.device = "cpu"
-) -> torch.nn.Module:
-    """The model in a shipped name / checkpoint / weights file / checkpoint dict, in eval mode on
-    ``map_location``: built from the validated config with random initialisation, then the file's state dict
-    loaded (see :func:`read_model_file`)."""
-    cfg, state, meta = read_model_file(source)
-    label = str(meta.get("source", "checkpoint"))
-    try:
-        model = build_model(**cfg)
-    except ModelConfigError as e:  # e.g. a decoder over the size limit
-        raise CheckpointError(f"{label}: {e}") from e
-    load_state_dict_checked(model, state, label)
-    return model.eval().to(map_location)
 
 
 def load_shipped_into(model: torch.nn.Module, name: str) -> torch.nn.Module:

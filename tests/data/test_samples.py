@@ -36,12 +36,28 @@ def test_sha256_list_matches_the_files(root):
         assert hashlib.sha256((root / rel).read_bytes()).hexdigest() == digest, f"{rel}: checksum changed"
 
 
-def test_readme_states_provenance_and_licences(root):
+def test_readme_states_provenance_and_licences(root, monkeypatch):
+    """The README's table names, for every sample, the photograph behind it (found by regenerating it) and
+    that photograph's licence; procedural backgrounds are marked as the project's own."""
+    import lowlight_matting.data.backgrounds as backgrounds
+    from lowlight_matting.data import SyntheticMattingDataset
+
     text = (root / "README.md").read_text(encoding="utf-8")
-    assert "lowlight-matting make-data data_samples/test" in text
-    assert "CC0" in text and "public domain" in text
-    for name in ("astronaut", "chelsea", "coffee"):
-        assert name in text
+    assert "lowlight-matting make-data data_samples/test --n 10 --size 384 --seed 2024" in text
+    used: list[str] = []
+    load = backgrounds.load_photo
+    monkeypatch.setattr(backgrounds, "load_photo", lambda name: used.append(name) or load(name))
+    ds = SyntheticMattingDataset(10, size=384, seed=2024)
+    for i in range(10):
+        used.clear()
+        ds[i]
+        row = next(ln for ln in text.splitlines() if ln.startswith(f"| {i:05d} |"))
+        if used:
+            assert f"skimage.data.{used[0]}" in row, row
+            licence = backgrounds.PHOTOS[used[0]].split(" (")[0]
+            assert licence in row, (row, licence)
+        else:
+            assert "procedural" in row, row
 
 
 def test_size_limits(root):

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _one_thread():
-    """Run each training test on one torch thread, restored afterwards.
+    """One torch thread per training test module (module scope covers module-scoped runs), restored after.
 
     The runs here are tiny (32 px, batch 4): a second intra-op thread buys nothing, and on a busy 2-core
     machine two spinning OpenMP threads made a 4-step run 20x slower than one thread.

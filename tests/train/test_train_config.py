@@ -40,7 +40,7 @@ def test_yaml_round_trip_and_partial_files(tmp_path):
 
 
 def test_preset_key_in_a_file_starts_from_that_preset(tmp_path):
-    """``preset: NAME`` in a YAML file lays the file's keys on the named preset (sections merged key by key)."""
+    """``preset: NAME`` in a YAML file lays the file's keys on that preset; an unknown name is refused."""
     p = tmp_path / "p.yaml"
     p.write_text("preset: fast_base\nname: mine\ndata:\n  size: 40\n")
     assert load_config(p) == preset("fast_base", ["name=mine", "data.size=40"])
@@ -139,7 +139,7 @@ def test_non_finite_message_is_one_line_naming_the_key():
 
 
 def test_cross_field_rules():
-    """An LLIE objective needs an LLIE; a per-stage p_lowlight needs on-device darkening; folders need a root."""
+    """LLIE objective needs an LLIE; stage p_lowlight needs device darkening; folders need a root."""
     with pytest.raises(ConfigError, match=r"stages\.0\.objective: llie needs a model with an LLIE"):
         preset("fast_base", ["stages.0.objective=llie"])
     with pytest.raises(ConfigError, match=r"stages\.0\.p_lowlight: .*needs data\.lowlight=device"):
@@ -153,7 +153,7 @@ def test_cross_field_rules():
 
 
 def test_stage_passes_in_steps_and_epochs():
-    """A stage of N steps takes ceil(N / L) passes over an L-batch loader; a stage in epochs takes its epochs."""
+    """A stage of N steps takes ceil(N / L) passes of an L-batch loader; one in epochs its epochs."""
     cfg = TrainConfig(
         stages=[StageConfig(steps=5), StageConfig(steps=4), StageConfig(epochs=3), StageConfig(steps=1)]
     )
@@ -196,7 +196,7 @@ def test_article_stages_split_steps_10_20_30():
     [("cvunet_lowlight", "cvunet_base"), ("demo_quick", "cvunet_base"), ("fast_lowlight", "fast_base")],
 )
 def test_lowlight_presets_fine_tune_their_base(name, base):
-    """A low-light preset is its base's architecture plus Zero-DCE++, on darkened data, in the article's stages."""
+    """A low-light preset is its base's architecture + Zero-DCE++, on dark data, in the article's stages."""
     cfg, b = preset(name), preset(base)
     assert (cfg.model.encoder, cfg.model.kwargs, cfg.data.size) == (
         b.model.encoder,
@@ -234,7 +234,7 @@ def test_cvunet_lowlight_yaml_is_the_preset():
 
 
 def test_fast_yaml_loads():
-    """configs/fast.yaml loads into a tiny CPU config (test_convnext, at most 64 px) with its preset's stages."""
+    """configs/fast.yaml loads: test_convnext, at most 64 px, its preset's stages."""
     path = CONFIGS / "fast.yaml"
     cfg = load_config(path)
     assert cfg.model.encoder == "test_convnext" and cfg.data.size <= 64

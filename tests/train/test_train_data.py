@@ -1,4 +1,4 @@
-"""Training data: on-device darkening of a share of a batch, the joint batch flip, in-memory synthetic data."""
+"""Training data: on-device darkening of a share of a batch, the joint flip, in-memory synthetic data."""
 
 import math
 
@@ -8,7 +8,7 @@ import torch
 
 from lowlight_matting.color import composite
 from lowlight_matting.data import TensorMattingDataset, random_hflip
-from lowlight_matting.train import build_datasets, darken_batch, preset
+from lowlight_matting.train import ConfigError, build_datasets, darken_batch, preset
 from lowlight_matting.train.data import epoch_seed, simulator_ranges
 
 
@@ -18,8 +18,7 @@ def _images(b: int, size: int = 16, seed: int = 0) -> torch.Tensor:
 
 
 def test_darken_batch_darkens_about_p_of_the_samples():
-    """With p=0.5 the mask's mean over 512 samples is within 4 sd of 0.5; darkened samples are darker, others
-    are bit-identical."""
+    """p=0.5 darkens ~half of 512 samples (4 sd), each darker; the others stay bit-identical."""
     x = _images(512)
     out, mask = darken_batch(x, torch.Generator().manual_seed(1), 0.5, {})
     n = len(mask)
@@ -65,22 +64,20 @@ def test_darken_batch_uses_the_simulator_ranges():
 
 
 def test_simulator_ranges_expands_presets_and_refuses_unknown():
-    """``{"preset": name}`` expands to the simulator preset (own keys win); an unknown name names the key."""
+    """A simulator preset expands (own keys win); unknown presets/ranges are ConfigErrors."""
     from lowlight_matting.simulate import SIMULATOR_PRESETS
 
-    name = next(iter(SIMULATOR_PRESETS))
-    got = simulator_ranges({"preset": name, "p_blur": 0.0})
-    assert got["p_blur"] == 0.0
-    assert {k for k in got} == set(SIMULATOR_PRESETS[name]) | {"p_blur"}
-    from lowlight_matting.train import ConfigError
-
-    with pytest.raises(ConfigError, match="data.simulator.preset"):
+    got = simulator_ranges({"preset": "mild", "p_blur": 0.0, "ratio": [3, 4]})
+    assert got == {**SIMULATOR_PRESETS["mild"], "p_blur": 0.0, "ratio": (3, 4)}
+    with pytest.raises(ConfigError, match=r"data\.simulator.*pitch_black"):
         simulator_ranges({"preset": "pitch_black"})
+    with pytest.raises(ConfigError, match=r"data\.simulator.*exposure"):
+        simulator_ranges({"exposure": [1, 2]})
 
 
 # ---------------------------------------------------------------------------------------------- joint flip
 def _marked_batch(b: int = 16, h: int = 6, w: int = 8) -> dict:
-    """A batch whose image, alpha, fg and bg each carry one marker pixel at (row i % h, column 1) of sample i."""
+    """A batch whose image, alpha, fg, bg carry a marker pixel at (row i % h, column 1) in sample i."""
     batch = {
         "image": torch.zeros(b, 3, h, w),
         "alpha": torch.zeros(b, 1, h, w),
@@ -96,7 +93,7 @@ def _marked_batch(b: int = 16, h: int = 6, w: int = 8) -> dict:
 
 
 def test_random_hflip_moves_the_marker_of_every_entry_together():
-    """A flipped sample's marker moves to column w-2 in image, alpha, fg and bg alike; other samples are untouched."""
+    """A flipped sample's marker moves to column w-2 in image, alpha, fg and bg; others are untouched."""
     batch = _marked_batch()
     b, w = batch["image"].shape[0], batch["image"].shape[-1]
     out = random_hflip(batch, torch.Generator().manual_seed(0))
@@ -137,8 +134,7 @@ def _cfg(*extra):
 
 
 def test_in_memory_synthetic_data_shapes_and_determinism():
-    """build_datasets with data.in_memory gives TensorMattingDatasets of length x 3 x size² uint8, the same for the
-    same data seed, other samples for another seed, and validation samples unlike the training ones."""
+    """In-memory data: length x size² uint8 tensors, equal per data seed, new for another seed."""
     train, val = build_datasets(_cfg())
     assert isinstance(train, TensorMattingDataset) and isinstance(val, TensorMattingDataset)
     assert tuple(train.image.shape) == (6, 3, 24, 24) and tuple(train.alpha.shape) == (6, 1, 24, 24)

@@ -30,6 +30,7 @@ def _snapshot(model):
 
 
 def test_parse_spec():
+    """Freeze specs parse to (part, index or slice); anything else is a ValueError."""
     assert parse_spec("encoder") == ("encoder", None)
     assert parse_spec("encoder.stages[:3]") == ("encoder", slice(None, 3))
     assert parse_spec("encoder.stages[1:2]") == ("encoder", slice(1, 2))
@@ -40,6 +41,7 @@ def test_parse_spec():
 
 
 def test_stage1_updates_only_unfrozen_and_frozen_bn_stats_stay_fixed(bn_model):
+    """After a freeze only unfrozen weights train; frozen BatchNorm statistics hold through train()."""
     model = bn_model
     counts = apply_freeze(model, ["encoder.stages[:3]", "decoder"])
     assert counts["trainable"] > 0 and counts["frozen"] > 0
@@ -83,6 +85,7 @@ def test_stage1_updates_only_unfrozen_and_frozen_bn_stats_stay_fixed(bn_model):
 
 
 def test_refreezing_undoes_the_previous_stage(bn_model):
+    """A new freeze first undoes the previous one: every parameter and norm layer trains again."""
     model = bn_model
     apply_freeze(model, ["encoder"])
     n_bn = len(frozen_modules(model))
@@ -97,6 +100,7 @@ def test_refreezing_undoes_the_previous_stage(bn_model):
 
 
 def test_all_but_head_and_missing_llie():
+    """all_but_head leaves only the head trainable; a missing LLIE is no error; bad parts are named."""
     model = build_model(encoder="test_convnext")
     counts = apply_freeze(model, ["all_but_head", "llie"])  # llie is None: nothing to do there
     assert counts["trainable"] == sum(p.numel() for p in model.head.parameters())
@@ -105,3 +109,24 @@ def test_all_but_head_and_missing_llie():
     m = nn.Module()
     with pytest.raises(ValueError, match="no 'decoder'"):
         apply_freeze(m, ["decoder"])
+
+
+def test_all_but_llie_leaves_only_the_llie_trainable():
+    """all_but_llie freezes encoder, decoder and head; on a model without an LLIE it is an error."""
+    model = build_model(encoder="test_convnext", llie="zero_dce_pp")
+    counts = apply_freeze(model, ["all_but_llie"])
+    assert counts["trainable"] == sum(p.numel() for p in model.llie.parameters())
+    assert {id(p) for p in trainable_parameters(model)} == {id(p) for p in model.llie.parameters()}
+    assert parse_spec("all_but_llie") == ("all_but_llie", None)
+    with pytest.raises(ValueError, match="no LLIE to keep trainable"):
+        apply_freeze(build_model(encoder="test_convnext"), ["all_but_llie"])
+
+
+def test_llie_spec_freezes_only_the_llie():
+    """'llie' freezes exactly the LLIE's parameters; adding it to a stage's specs keeps the others' freeze."""
+    model = build_model(encoder="test_convnext", llie="zero_dce_pp")
+    n_llie = sum(p.numel() for p in model.llie.parameters())
+    total = sum(p.numel() for p in model.parameters())
+    assert apply_freeze(model, ["llie"]) == {"frozen": n_llie, "trainable": total - n_llie}
+    head = sum(p.numel() for p in model.head.parameters())
+    assert apply_freeze(model, ["all_but_head", "llie"]) == {"frozen": total - head, "trainable": head}

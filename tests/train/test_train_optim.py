@@ -1,4 +1,4 @@
-"""Optimisation of a stage: the learning-rate schedule in closed form, AdamW's decay groups, precision choice."""
+"""A stage's optimisation: the lr schedule in closed form, AdamW's decay groups, precision choice."""
 
 import math
 
@@ -32,7 +32,7 @@ def _lrs(
 
 
 def test_cosine_with_linear_warmup_closed_form():
-    """Warm-up ramps lr (s+1)/(w+1), then cosine m = r + (1-r)(1+cos(pi t))/2 reaches r x lr after the last step."""
+    """Warm-up (s+1)/(w+1), then cosine r + (1-r)(1+cos(pi t))/2, ending at r x lr after the last step."""
     lr, r, w, total = 2.0, 0.05, 3, 13
     got = _lrs(OptimConfig(schedule="cosine", min_lr_ratio=r), total, w, lr=lr)
     expected = [lr * (s + 1) / (w + 1) for s in range(w)]
@@ -55,13 +55,13 @@ def test_cosine_without_warmup_starts_at_full_lr():
 
 
 def test_warmup_longer_than_the_stage_is_capped():
-    """A warm-up of at least the stage's length is cut to total - 1 steps: the last step runs at the full lr."""
+    """A warm-up as long as the stage is cut to total - 1 steps: the last step runs at the full lr."""
     got = _lrs(OptimConfig(schedule="constant"), 3, 10, lr=3.0)
     assert got == pytest.approx([1.0, 2.0, 3.0, 3.0])
 
 
 def test_step_schedule_decays_by_gamma_every_step_epochs():
-    """The step schedule multiplies by gamma every step_epochs passes of steps_per_epoch steps (after warm-up)."""
+    """The step schedule multiplies by gamma every step_epochs passes of steps_per_epoch steps."""
     optim = OptimConfig(schedule="step", gamma=0.1, step_epochs=2)
     got = _lrs(optim, total=20, warmup=2, spe=3, steps=19, lr=1.0)
     # passes of 3 steps; the lr drops at steps 6, 12, 18 (every 2 passes); steps 0-1 are the warm-up

@@ -77,3 +77,31 @@ def tensor_dataset(n: int, size: int, *, seed: int = 0, fg_bg: bool = False) -> 
 
     alpha = torch.randint(0, 256, (n, 1, size, size), generator=g, dtype=torch.uint8)
     return TensorMattingDataset(rgb(), alpha, *((rgb(), rgb()) if fg_bg else ()))
+
+
+class BNNet(torch.nn.Module):
+    """A tiny matting net with BatchNorm (running statistics are weights the engine must check too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 1, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.body(x))
+
+
+class Recorder(torch.nn.Module):
+    """Predicts alpha = the image's first channel (times ``w``, which stays 1 when the fit is exact) and
+    records every training input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(()))
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.seen.append(x.detach().clone())
+        return x[:, :1] * self.w
