@@ -25,7 +25,7 @@ The stride, the model config and the format name are stored in the ONNX ``metada
 
 **Weights.** :func:`save_weights` writes the model's tensors to a ``.safetensors`` file (a flat table of
 tensors: nothing in it can execute code, unlike a pickle) and puts ``model_config`` (JSON) and the format
-name :data:`WEIGHTS_FORMAT` in its metadata header; :func:`load_weights` is
+name :data:`WEIGHTS_FORMAT` in its metadata header; :func:`lowlight_matting.weights.load_model` is
 :func:`lowlight_matting.weights.load_model` (the config is validated, the model built with random init, then
 the weights loaded). ``dtype="float16"``/``"bfloat16"`` halves the file; loading casts back to float32.
 
@@ -39,7 +39,8 @@ Example:
     >>> from lowlight_matting.models import build_model
     >>> m = build_model("test_convnext")
     >>> path = save_weights(m, os.path.join(tempfile.mkdtemp(), "m.safetensors"))
-    >>> load_weights(path).config == m.config
+    >>> from lowlight_matting.weights import load_model
+    >>> load_model(path).config == m.config
     True
 """
 
@@ -60,7 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from lowlight_matting.io import atomic_write, file_problem
-from lowlight_matting.weights import WEIGHTS_FORMAT, is_weights_file, load_model
+from lowlight_matting.weights import WEIGHTS_FORMAT, is_weights_file
 
 ONNX_FORMAT = "lowlight-matting-onnx/1"
 MAX_STRIDE = 256
@@ -110,7 +111,7 @@ def save_weights(
 ) -> Path:
     """Write ``model``'s weights and config to a ``.safetensors`` file (atomic; refuses to overwrite).
 
-    Loading (:func:`load_weights`, :func:`lowlight_matting.weights.load_model`) casts half-precision
+    Loading (:func:`lowlight_matting.weights.load_model`) casts half-precision
     storage back to float32.
 
     Args:
@@ -152,12 +153,6 @@ def read_weights_metadata(path: str | os.PathLike) -> dict[str, str]:
             return dict(f.metadata() or {})
     except Exception as e:
         raise ExportError(f"{p}: not a readable safetensors file ({_first_line(e)})") from e
-
-
-def load_weights(path: str | os.PathLike, map_location: str = "cpu") -> torch.nn.Module:
-    """Rebuild the model saved by :func:`save_weights` (eval mode, float32): :func:`lowlight_matting.weights.
-    load_model`, which validates the config and refuses non-finite weights (``CheckpointError``)."""
-    return load_model(path, map_location=map_location)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -444,7 +439,6 @@ __all__ = [
     "export_onnx",
     "is_weights_file",
     "load_onnx_session",
-    "load_weights",
     "min_onnx_side",
     "onnx_metadata",
     "onnx_stride",

@@ -105,5 +105,3 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         cuda = state["cuda"]
         if len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all([torch.as_tensor(s, dtype=torch.uint8).cpu() for s in cuda])
-
-

@@ -18,13 +18,13 @@ from lowlight_matting.export import (
     compare_onnx,
     export_onnx,
     load_onnx_session,
-    load_weights,
     min_onnx_side,
     onnx_metadata,
     read_weights_metadata,
     save_weights,
 )
 from lowlight_matting.models import build_model
+from lowlight_matting.weights import load_model as load_weights
 
 SIZES = ((1, 64, 96), (2, 77, 45), (1, 33, 200))
 

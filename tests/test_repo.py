@@ -32,8 +32,14 @@ def test_constraints_pin_the_torch_pair():
     assert "torch==2.14.1" in text and "torchvision==0.29.1" in text
 
 
-def test_ci_runs_make_test():
-    assert "make test" in (REPO / ".ci" / "run").read_text()
+def test_ci_runs_both_readme_commands_and_checks_the_demo():
+    """.ci/run runs make test, make test-ui and make demo, in that order, then checks results.json."""
+    lines = [ln.strip() for ln in (REPO / ".ci" / "run").read_text().splitlines()]
+    order = [lines.index(cmd) for cmd in ("make test", "make test-ui", "make demo")]
+    assert order == sorted(order)
+    assert "runs/demo/results.json" in (REPO / ".ci" / "run").read_text()
+    readme = (REPO / "README.md").read_text()
+    assert "make demo" in readme and "make test" in readme
 
 
 def test_notebooks_exist_and_are_numbered_in_order():

@@ -11,10 +11,9 @@ The article this course follows recommends switching "by brightness" but measure
 gamma-encoded (sRGB) grey values; the sRGB mean of a photo says little about how much light reached the
 sensor (a mid-grey sRGB 0.5 is only 21% of the light of white). Here brightness is linear light, and
 :func:`calibrate_threshold` computes a data-driven alternative: the equal-error point between normal photos
-and the same photos after the training-time low-light simulator. On the course's samples it lands near
-0.12 with a balanced accuracy of about 0.74 — the two distributions overlap (the simulator's mildest
-exposure cuts and its bright-but-noisy ISP cases look normal to a brightness meter), so no single cut
-separates them; notebook 08 shows the cost of either choice.
+and the same photos after the training-time low-light simulator. The two distributions overlap (the
+simulator's mildest exposure cuts and its bright-but-noisy ISP cases look normal to a brightness meter), so
+no single cut separates them; notebook 08 plots both samples with the calibrated and the default threshold.
 
 Example:
     >>> round(image_brightness(np.full((8, 8, 3), 128, np.uint8)), 3)

@@ -4,7 +4,7 @@
 - :func:`validate_model_config` — the schema every model config (from a file or a caller) passes — :mod:`.config`
 - :class:`Encoder`, :data:`ENCODER_PRESETS` — timm feature extractors as (N, C, H, W) pyramids — :mod:`.encoders`
 - :class:`ZeroDCEPP`, :func:`load_official_zero_dce_pp`, :class:`IlluminationEstimator` — :mod:`.llie`
-- the Zero-DCE non-reference losses, :class:`ZeroDCELoss`, :func:`pretrain_llie` — :mod:`.llie_losses`
+- the Zero-DCE non-reference losses, :class:`ZeroDCELoss` — :mod:`.llie_losses` (pre-training: :func:`lowlight_matting.train.pretrain_llie`)
 - :func:`describe_model`, :func:`compare_encoders` — parameters, FLOPs, feature shapes, latency — :mod:`.summary`
 """
 
@@ -38,7 +38,6 @@ from .llie_losses import (
     curve_smoothness_loss,
     exposure_loss,
     mean_exposure,
-    pretrain_llie,
     spatial_consistency_loss,
 )
 from .summary import compare_encoders, count_flops, count_parameters, describe_model
@@ -77,7 +76,6 @@ __all__ = [
     "curve_smoothness_loss",
     "exposure_loss",
     "mean_exposure",
-    "pretrain_llie",
     "spatial_consistency_loss",
     "compare_encoders",
     "count_flops",

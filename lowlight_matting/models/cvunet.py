@@ -15,7 +15,7 @@ Data flow for x (B, 3, H, W) in [0, 1], any H and W::
 **What the encoder sees.** The LLIE output replaces the input: the encoder's pretrained filters were learnt
 on well-exposed ImageNet photos, and the point of the front end is to hand them an image from that
 distribution. The matting loss back-propagates through the LLIE, so joint training can adapt the curve to
-what helps matting (pre-train it first with :func:`~lowlight_matting.models.pretrain_llie`, as the article
+what helps matting (pre-train it first with :func:`~lowlight_matting.train.pretrain_llie`, as the article
 advises).
 
 **What the refinement sees** (``refine_input``): by default the *enhanced* image (``"enhanced"``). The

@@ -36,10 +36,6 @@ Example:
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterable
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -54,8 +50,6 @@ __all__ = [
     "ColorConstancyLoss",
     "CurveSmoothnessLoss",
     "ZeroDCELoss",
-    "pretrain_llie",
-    "mean_exposure",
 ]
 
 
@@ -204,131 +198,3 @@ class ZeroDCELoss(nn.Module):
         out = {k: v.detach() for k, v in terms.items()}
         out["total"] = total.detach()
         return total, out
-
-
-def mean_exposure(image: torch.Tensor) -> float:
-    """The mean grey level of a batch (B, 3, H, W): what the exposure loss pulls towards E."""
-    return float(_check(image, "image").mean())
-
-
-def _as_batches(
-    images_or_loader: Any, batch_size: int, generator: torch.Generator
-) -> Callable[[], Iterable[torch.Tensor]]:
-    """Return a factory of epochs: each call yields float (B, 3, H, W) batches in [0, 1]."""
-    if isinstance(images_or_loader, torch.Tensor):
-        x = images_or_loader
-        if x.ndim == 3:
-            x = x.unsqueeze(0)
-        if x.dtype == torch.uint8:
-            x = x.float() / 255
-        _check(x, "images")
-
-        def epoch() -> Iterable[torch.Tensor]:
-            perm = torch.randperm(len(x), generator=generator)
-            for i in range(0, len(x), batch_size):
-                yield x[perm[i : i + batch_size]]
-
-        return epoch
-    if (
-        isinstance(images_or_loader, (list, tuple))
-        and images_or_loader
-        and not isinstance(images_or_loader[0], (torch.Tensor, dict))
-    ):
-        import numpy as np
-
-        arrs = [np.asarray(a) for a in images_or_loader]
-        if any(a.ndim != 3 or a.shape[-1] != 3 for a in arrs):
-            raise ValueError("images must be HxWx3 arrays (uint8 or float in [0, 1])")
-        shapes = {a.shape for a in arrs}
-        if len(shapes) != 1:
-            raise ValueError(f"images must share one size to be batched, got {sorted(shapes)}")
-        t = torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
-        return _as_batches(t, batch_size, generator)
-
-    def epoch_loader() -> Iterable[torch.Tensor]:
-        for item in images_or_loader:
-            x = item["image"] if isinstance(item, dict) else item
-            if isinstance(x, (list, tuple)):
-                x = x[0]
-            if x.dtype == torch.uint8:
-                x = x.float() / 255
-            yield x.unsqueeze(0) if x.ndim == 3 else x
-
-    return epoch_loader
-
-
-def pretrain_llie(
-    model: nn.Module,
-    images_or_loader: Any,
-    steps: int = 200,
-    lr: float = 1e-4,
-    *,
-    batch_size: int = 8,
-    weight_decay: float = 1e-4,
-    grad_clip: float | None = 0.1,
-    loss: ZeroDCELoss | None = None,
-    device: str | torch.device | None = None,
-    seed: int = 0,
-    callback: Callable[[int, dict[str, float]], None] | None = None,
-) -> list[dict[str, float]]:
-    """Pre-train an LLIE module alone on unlabelled low-light images with the non-reference losses.
-
-    Args:
-        model: a :class:`~lowlight_matting.models.ZeroDCEPP`, an
-            :class:`~lowlight_matting.models.IlluminationEstimator`, or a ``CVUNet`` (its ``.llie`` is trained;
-            nothing else changes).
-        images_or_loader: a float tensor (N, 3, H, W) in [0, 1] (or uint8), a list of HxWx3 arrays of one
-            size, or any iterable of batches (tensors, or dicts with ``"image"``, e.g. a DataLoader over
-            ``collate_matting``); it is cycled until ``steps`` are done.
-        steps, lr, weight_decay, grad_clip: Adam for ``steps`` updates; defaults follow the Zero-DCE++ release
-            (lr 1e-4, weight decay 1e-4, gradient norm clipped at 0.1).
-        batch_size: for tensor/array input.
-        loss: a :class:`ZeroDCELoss` (default: the released weights).
-        device: where to train (default: the model's device).
-        seed: seeds the batch order.
-        callback: called as ``callback(step, record)`` after each step.
-
-    Returns:
-        One record per step: the loss terms, ``total`` and ``exposure_mean`` (mean grey level of the enhanced
-        batch, which the exposure term pulls towards 0.6). The model is left in eval mode.
-    """
-    llie = getattr(model, "llie", model)
-    if llie is None:
-        raise ValueError("model has no LLIE module (built with llie=None)")
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    params = [p for p in llie.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("the LLIE module has no trainable parameters (is it frozen?)")
-    if device is None:
-        device = params[0].device
-    llie.to(device)
-    loss = loss or ZeroDCELoss()
-    gen = torch.Generator().manual_seed(int(seed))
-    epochs = _as_batches(images_or_loader, int(batch_size), gen)
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    history: list[dict[str, float]] = []
-    llie.train()
-    step = 0
-    while step < steps:
-        got_any = False
-        for x in itertools.islice(epochs(), steps - step):
-            got_any = True
-            x = x.to(device=device, dtype=torch.float32)
-            enhanced, curve = llie(x)
-            total, terms = loss(x, enhanced, curve)
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            if grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, grad_clip)
-            opt.step()
-            record = {k: float(v) for k, v in terms.items()}
-            record["exposure_mean"] = mean_exposure(enhanced.detach())
-            history.append(record)
-            if callback is not None:
-                callback(step, record)
-            step += 1
-        if not got_any:
-            raise ValueError("images_or_loader yielded no batches")
-    llie.eval()
-    return history

@@ -8,9 +8,10 @@ import torch
 from lowlight_matting.checkpoint import save_checkpoint
 from lowlight_matting.cli import main
 from lowlight_matting.deploy import load_matter
-from lowlight_matting.export import load_weights, save_weights
+from lowlight_matting.export import save_weights
 from lowlight_matting.models import build_model
 from lowlight_matting.weights import SHIPPED
+from lowlight_matting.weights import load_model as load_weights
 
 
 def test_export_cli_writes_checked_onnx_and_weights(tmp_path, capsys):

@@ -9,11 +9,9 @@ import torch.nn.functional as F
 from lowlight_matting.models import (
     ZeroDCELoss,
     ZeroDCEPP,
-    build_model,
     color_constancy_loss,
     curve_smoothness_loss,
     exposure_loss,
-    pretrain_llie,
     spatial_consistency_loss,
 )
 
@@ -131,48 +129,3 @@ def test_losses_compute_in_float32_under_bf16_autocast():
     want, _ = ZeroDCELoss()(*(a.float() for a in args))  # the same bf16 values, float32 arithmetic
     assert total.dtype == torch.float32
     assert float(total) == pytest.approx(float(want), rel=1e-5)
-
-
-def test_pretraining_moves_the_exposure_towards_the_target():
-    torch.manual_seed(0)
-    net = ZeroDCEPP()
-    images = dark(n=8, h=32, w=32, seed=3)
-    history = pretrain_llie(net, images, steps=10, lr=3e-3, batch_size=4, seed=0)
-    assert len(history) == 10 and not net.training
-    assert all(math.isfinite(r["total"]) for r in history)
-    first, last = history[0], history[-1]
-    assert last["exposure_mean"] > first["exposure_mean"] + 0.05
-    assert last["exposure"] < first["exposure"]
-    with torch.no_grad():
-        y, _ = net(images)
-    assert float(y.mean()) > float(images.mean()) + 0.05
-
-
-def test_pretraining_a_cvunet_trains_only_its_llie_and_accepts_a_loader():
-    model = build_model("test_convnext", llie="zero_dce_pp")
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    loader = [{"image": dark(n=2, h=32, w=32, seed=s), "alpha": torch.zeros(2, 1, 32, 32)} for s in range(2)]
-    history = pretrain_llie(model, loader, steps=3, lr=1e-3)
-    assert len(history) == 3
-    after = model.state_dict()
-    changed = {k for k in before if not torch.equal(before[k], after[k])}
-    assert changed and all(k.startswith("llie.") for k in changed)
-    with pytest.raises(ValueError, match="LLIE"):
-        pretrain_llie(build_model("test_convnext"), loader, steps=1)
-
-
-def test_pretraining_accepts_uint8_arrays_and_rejects_mixed_sizes():
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    arrays = [rng.integers(0, 40, (24, 24, 3), dtype=np.uint8) for _ in range(3)]
-    torch.manual_seed(0)
-    history = pretrain_llie(ZeroDCEPP(), arrays, steps=2, batch_size=2)
-    # the same as training on the float tensor of the same images (uint8 / 255), step for step
-    torch.manual_seed(0)
-    as_float = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255
-    reference = pretrain_llie(ZeroDCEPP(), as_float, steps=2, batch_size=2)
-    assert [pytest.approx(r, rel=1e-5) for r in reference] == history
-    assert history[0]["exposure_mean"] < 40 / 255  # read as [0, 1] values, not 0..255
-    with pytest.raises(ValueError, match="one size"):
-        pretrain_llie(ZeroDCEPP(), arrays + [np.zeros((16, 16, 3), np.uint8)], steps=1)
