@@ -47,7 +47,7 @@ class _Pool(torch.utils.data.Dataset):
 def _context(model, device, amp, lowlight):
     from lowlight_matting.losses import MattingLoss
     from lowlight_matting.train import OptimConfig, build_optimizer, build_scheduler
-    from lowlight_matting.train.engine import StepContext
+    from lowlight_matting.train.loop import StepContext
 
     opt = build_optimizer(model, 1e-4, OptimConfig())
     return StepContext(
@@ -77,7 +77,8 @@ def main() -> None:
     from lowlight_matting.data import SyntheticMattingDataset, collate_matting
     from lowlight_matting.models import build_model
     from lowlight_matting.seeding import worker_init_fn
-    from lowlight_matting.train.engine import resolve_amp, train_one_epoch
+    from lowlight_matting.train.loop import train_one_epoch
+    from lowlight_matting.train.optim import resolve_amp
 
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")

@@ -4,11 +4,13 @@ The package behind the course in ``notebooks/``: every function a chapter uses l
 is flat (``from lowlight_matting import LowLightSimulator, build_model, compute_metrics``); names are
 resolved lazily, so ``import lowlight_matting`` does not import torch or timm until a name needs them.
 
-Modules, one job each: :mod:`.simulate` (low light), :mod:`.augment` (albumentations pipeline),
-:mod:`.data` (matting datasets), :mod:`.models` (CV-UNet, encoders, LLIE), :mod:`.losses`, :mod:`.train`
-(staged fine-tuning), :mod:`.metrics` and :mod:`.evaluation`, :mod:`.deploy` and :mod:`.export`,
-:mod:`.experiment` (the demo pipeline), :mod:`.widgets` and :mod:`.viz`, :mod:`.io`, :mod:`.checkpoint`,
-:mod:`.course` (FAST mode), :mod:`.seeding`.
+Modules, one job each: :mod:`.color` (sRGB, luminance and the one meaning of "dark"), :mod:`.simulate` (low
+light), :mod:`.augment` (albumentations pipeline), :mod:`.data` (matting datasets), :mod:`.models` (CV-UNet,
+encoders, LLIE), :mod:`.losses`, :mod:`.train` (the one training loop, presets, staged fine-tuning),
+:mod:`.weights` (the shipped models ``cvunet-base`` / ``cvunet-lowlight``, loaded by name),
+:mod:`.metrics` and :mod:`.evaluation`, :mod:`.deploy` and :mod:`.export`, :mod:`.experiment` (the demo:
+recipe, run, report), :mod:`.widgets` and :mod:`.viz`, :mod:`.io` (image reading with limits, atomic
+writes), :mod:`.checkpoint`, :mod:`.device`, :mod:`.course` (FAST mode), :mod:`.seeding`.
 """
 
 from __future__ import annotations

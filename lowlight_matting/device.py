@@ -10,7 +10,7 @@ import re
 
 import torch
 
-__all__ = ["DEVICE_CHOICES", "resolve_device"]
+__all__ = ["DEVICE_CHOICES", "describe_device", "resolve_device"]
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 _PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
@@ -44,3 +44,20 @@ def resolve_device(device: str | torch.device | None = "auto", local_rank: int =
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError(f"device: {device!r} requested but MPS is not available on this machine")
     return torch.device(name)
+
+
+def describe_device(device: str | torch.device = "cpu") -> str:
+    """A one-line description for records: the GPU's name, or the CPU's model, core count and torch threads."""
+    import os
+    import platform
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return f"{dev} ({torch.cuda.get_device_name(dev)})"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"cpu ({cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"

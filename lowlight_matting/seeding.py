@@ -43,13 +43,18 @@ def worker_init_fn(worker_id: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     info = torch.utils.data.get_worker_info()
-    ds = info.dataset if info is not None else None
-    seen = set()
+    reseed_chain(info.dataset if info is not None else None, seed)
+
+
+def reseed_chain(dataset: Any, seed: int) -> None:
+    """Call ``reseed(seed)`` on ``dataset`` and down its ``.dataset`` chain (wrappers around wrappers)."""
+    seen: set[int] = set()
+    ds = dataset
     while ds is not None and id(ds) not in seen:
         seen.add(id(ds))
-        reseed = getattr(ds, "reseed", None)
-        if callable(reseed):
-            reseed(seed)
+        fn = getattr(ds, "reseed", None)
+        if callable(fn):
+            fn(seed)
         ds = getattr(ds, "dataset", None)
 
 

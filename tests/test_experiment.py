@@ -203,7 +203,8 @@ def test_demo_with_several_seeds_runs_each_and_summarizes(tmp_path):
 
 @pytest.mark.slow
 def test_ablation_end_to_end_its_full_recipe_is_the_main_fine_tune(tmp_path):
-    """The ablation's first variant is the main fine-tune, step for step (same config, same engine)."""
+    """The ablation's first variant is the main fine-tune itself (the same config is not trained twice); every
+    other variant is a run of its own."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -219,6 +220,8 @@ def test_ablation_end_to_end_its_full_recipe_is_the_main_fine_tune(tmp_path):
     text = (tmp_path / "ablation.md").read_text()
     assert all(f"| {name} |" in text for name, _ in ex.ABLATIONS)
     assert not list((tmp_path / "runs").glob("ablation-*/*.pt")), "variant weights are not kept"
+    variant_runs = sorted(p.name for p in (tmp_path / "runs").glob("ablation-*"))
+    assert variant_runs == [f"ablation-{k}" for k in range(1, len(ex.ABLATIONS))]
 
 
 # ----------------------------------------------------------------------------------- recipe, test sets

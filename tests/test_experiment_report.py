@@ -146,6 +146,9 @@ def test_ablation_table_lists_every_variant_with_changes():
 
 
 def test_loss_curve_and_comparison_figures(tmp_path):
+    """Both figures are written as images: one panel per history, one row per comparison row, seven columns."""
+    import cv2
+
     hist = [{"step": i, "loss": 1.0 / (i + 1), "stage": "1" if i < 30 else "2"} for i in range(60)]
     hist[-1]["val_normal"] = 0.1
     ex.plot_loss_curves({"a": hist, "b": []}, tmp_path / "c.png")
@@ -158,4 +161,9 @@ def test_loss_curve_and_comparison_figures(tmp_path):
         "finetuned": g.random((16, 16)),
     }
     ex.plot_comparison_grid([row, row], tmp_path / "g.png", ["x", "y"])
-    assert (tmp_path / "c.png").stat().st_size > 1000 and (tmp_path / "g.png").stat().st_size > 1000
+    curves, grid = cv2.imread(str(tmp_path / "c.png")), cv2.imread(str(tmp_path / "g.png"))
+    assert curves.shape[1] > 1.8 * curves.shape[0]  # two panels side by side
+    one = tmp_path / "g1.png"
+    ex.plot_comparison_grid([row], one, ["x"])
+    assert grid.shape[0] > 1.5 * cv2.imread(str(one)).shape[0]  # two rows are taller than one
+    assert grid.shape[1] > 3 * grid.shape[0] / 2  # seven columns, two rows

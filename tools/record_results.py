@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from lowlight_matting import experiment as ex
+from lowlight_matting.io import write_json
 
 
 def _load(path: Path) -> dict:
@@ -46,12 +47,12 @@ def record(run_dirs: list[Path], out: Path) -> list[Path]:
     written = []
     main = {k: v for k, v in runs[0].items() if k not in ("history", "ablation")}
     main["verdict"] = ex.verdict(main)
-    written.append(ex.write_json(out / "results.json", main))
+    written.append(write_json(out / "results.json", main))
     (out / "report.md").write_text(ex.render_report(_load(out / "results.json")), encoding="utf-8")
     written.append(out / "report.md")
     abl = run_dirs[0] / "ablation.json"
     if abl.is_file():
-        written.append(ex.write_json(out / "ablation.json", _load(abl)))
+        written.append(write_json(out / "ablation.json", _load(abl)))
         a = _load(out / "ablation.json")
         (out / "ablation.md").write_text(ex.render_ablation(a["variants"], a["baseline"]), encoding="utf-8")
         written.append(out / "ablation.md")

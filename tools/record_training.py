@@ -17,7 +17,6 @@ Usage (after ``lowlight-matting train --config configs/cvunet_base.yaml`` finish
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import re
 import shutil
@@ -76,16 +75,17 @@ def _time_log(path: Path | None) -> tuple[float, float, str]:
     return wall, cpu, f"{note}, measured by /usr/bin/time; the machine was shared with other work"
 
 
-def _hardware() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, no GPU"
+def _loop_seconds(hist: list[dict], cfg) -> float:
+    """Seconds spent in the training loop, summed from the history: per pass, images / ``img_per_s``, where a
+    pass of stage k holds ``steps_k / passes_k`` batches (validation and checkpoints not counted)."""
+    total = 0.0
+    for k, stage in enumerate(cfg.stages, start=1):
+        rows = [r for r in hist if int(r["stage"]) == k]
+        if not rows or stage.steps is None:
+            continue
+        images = stage.steps / len(rows) * cfg.data.batch_size
+        total += sum(images / float(r["img_per_s"]) for r in rows if float(r["img_per_s"]) > 0)
+    return total
 
 
 def record(
@@ -96,10 +96,12 @@ def record(
     out_root: Path,
     weights_dir: Path | None = None,
     n_test: int = 200,
+    note: str | None = None,
 ) -> list[Path]:
     import torch
     import yaml
 
+    from lowlight_matting.device import describe_device
     from lowlight_matting.experiment import evaluate_on, make_test_sets
     from lowlight_matting.experiment.run import TEST_SEED, TEST_SIM_SEED
     from lowlight_matting.export import save_weights
@@ -130,7 +132,9 @@ def record(
         for light in ("normal", "lowlight")
     }
     hist = load_history(run_dir)
-    wall, cpu, note = _time_log(time_log)
+    wall, cpu, wall_note = _time_log(time_log)
+    if note:
+        wall_note = f"{wall_note}; {note}"
     steps = int(torch.load(run_dir / "last.pt", weights_only=True)["step"])
     rec = {
         "name": name,
@@ -141,7 +145,7 @@ def record(
         "summary": info["summary"],
         "commands": info["commands"],
         "commit": commit,
-        "hardware": _hardware(),
+        "hardware": describe_device("cpu") + ", no GPU",
         "versions": f"torch {torch.__version__}, Python {platform.python_version()}",
         "model_config": dict(model.config),
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -160,7 +164,8 @@ def record(
             ],
             "wall_seconds": round(wall, 1),
             "cpu_seconds": round(cpu, 1),
-            "wall_note": note,
+            "wall_note": wall_note,
+            "loop_seconds": round(_loop_seconds(hist, cfg), 1),
             "final": {
                 k: hist[-1].get(k) for k in ("train_total", "val_mse", "val_normal_mse") if k in hist[-1]
             },
@@ -196,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", required=True, choices=sorted(MODELS))
     ap.add_argument("--commit", required=True, help="the commit the run was trained at")
     ap.add_argument("--time-log", type=Path, help="the /usr/bin/time -v output of the run's launches")
+    ap.add_argument("--note", help="said after the wall time (e.g. a launch the time log does not cover)")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "results")
     ap.add_argument(
         "--weights-dir", type=Path, help="where the weights go (default: lowlight_matting/weights)"
@@ -205,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.run / "last.pt").is_file():
         print(f"record_training: {args.run}: no last.pt (is the run finished?)", file=sys.stderr)
         return 2
-    for p in record(args.run, args.name, args.commit, args.time_log, args.out, args.weights_dir, args.n_test):
+    for p in record(
+        args.run, args.name, args.commit, args.time_log, args.out, args.weights_dir, args.n_test, args.note
+    ):
         print(p)
     return 0
 

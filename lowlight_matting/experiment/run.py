@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from lowlight_matting.device import describe_device
 from lowlight_matting.experiment.figures import plot_comparison_grid, plot_loss_curves
 from lowlight_matting.experiment.recipe import (
     ABLATIONS,
@@ -191,20 +192,6 @@ def _versions() -> dict[str, str]:
     return {"python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__}
 
 
-def _device_name(device: str) -> str:
-    import torch
-
-    if device.startswith("cuda"):
-        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"cpu ({cpu}, {torch.get_num_threads()} threads)"
-
-
 class _Clock:
     """Wall and CPU seconds per phase."""
 
@@ -306,7 +293,7 @@ def run_experiment(
 
     results.update(
         preset=preset,
-        device=_device_name(dev),
+        device=describe_device(dev),
         n_test=n_test,
         trimap=f"make_trimap(alpha, kernel_size={auto_trimap_kernel(cfg.data.size)})",
         lowlight_by_brightness=_brightness_rows(ev_base, ev_ft),
@@ -323,7 +310,9 @@ def run_experiment(
     clock.phase("figures")
     results["history"] = {"finetune": _history(ft_dir), **({"baseline": _history(base_dir)} if cfg_b else {})}
     if ablation:
-        results["ablation"] = run_ablation(cfg, tests, ev_base, (train_ds, val_ds), out, dev, progress, log)
+        results["ablation"] = run_ablation(
+            cfg, tests, ev_base, (train_ds, val_ds), out, dev, progress, log, ev_full=ev_ft
+        )
         clock.phase("ablation")
     results["phases_seconds"] = clock.wall
     results["phases_cpu_seconds"] = clock.cpu
@@ -393,19 +382,27 @@ def _figures(out, tests, ev_base, ev_ft, base_model, ft_model, dev, cfg, cfg_b, 
     return figures
 
 
-def run_ablation(cfg, tests: TestSets, ev_base: dict, data, out: Path, device: str, progress=True, log=print):
+def run_ablation(
+    cfg, tests: TestSets, ev_base: dict, data, out: Path, device: str, progress=True, log=print, ev_full=None
+):
     """Fine-tune once per entry of :data:`~lowlight_matting.experiment.recipe.ABLATIONS` from the same base
-    and data; writes ``ablation.md`` / ``ablation.json`` and returns the rows."""
+    and data; writes ``ablation.md`` / ``ablation.json`` and returns the rows.
+
+    ``ev_full``: the evaluation of a fine-tune of ``cfg`` itself (the experiment's main run); the "full recipe"
+    row then reuses it instead of training the same configuration a second time."""
     from lowlight_matting.train import train
 
     rows = []
     for k, (name, ing) in enumerate(ABLATIONS):
         vcfg = apply_ingredients(cfg, ing)
-        vcfg.name = f"ablation-{k}"
-        run_dir = train(vcfg, train_dataset=data[0], val_dataset=data[1])
-        ev = evaluate_on(_load(run_dir / "last.pt", device), tests, device)
-        for f in run_dir.glob("*.pt"):  # keep each variant's config and history, not its weights
-            f.unlink()
+        if ev_full is not None and vcfg.to_dict() == cfg.to_dict():
+            ev = ev_full
+        else:
+            vcfg.name = f"ablation-{k}"
+            run_dir = train(vcfg, train_dataset=data[0], val_dataset=data[1])
+            ev = evaluate_on(_load(run_dir / "last.pt", device), tests, device)
+            for f in run_dir.glob("*.pt"):  # keep each variant's config and history, not its weights
+                f.unlink()
         rows.append(
             {
                 "variant": name,

@@ -37,7 +37,6 @@ from .llie_losses import (
     color_constancy_loss,
     curve_smoothness_loss,
     exposure_loss,
-    mean_exposure,
     spatial_consistency_loss,
 )
 from .summary import compare_encoders, count_flops, count_parameters, describe_model
@@ -75,7 +74,6 @@ __all__ = [
     "color_constancy_loss",
     "curve_smoothness_loss",
     "exposure_loss",
-    "mean_exposure",
     "spatial_consistency_loss",
     "compare_encoders",
     "count_flops",

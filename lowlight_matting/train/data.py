@@ -28,7 +28,6 @@ __all__ = [
     "build_datasets",
     "build_loader",
     "epoch_seed",
-    "reseed_chain",
     "shard_for_rank",
     "simulator_ranges",
 ]
@@ -40,18 +39,6 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0, salt: int = 0) -> int:
         np.random.SeedSequence([int(seed) % 2**63, epoch, rank, salt]).generate_state(1, dtype=np.uint64)[0]
         >> 1
     )
-
-
-def reseed_chain(dataset: Any, seed: int) -> None:
-    """Call ``reseed(seed)`` down the ``.dataset`` chain (what worker_init_fn does in a worker)."""
-    seen: set[int] = set()
-    ds = dataset
-    while ds is not None and id(ds) not in seen:
-        seen.add(id(ds))
-        fn = getattr(ds, "reseed", None)
-        if callable(fn):
-            fn(seed)
-        ds = getattr(ds, "dataset", None)
 
 
 class _Resized(Dataset):

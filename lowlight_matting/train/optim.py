@@ -94,6 +94,9 @@ def build_scheduler(
     - step: :math:`m = \gamma^{\lfloor \text{epoch} / \text{step\_epochs} \rfloor}`;
     - constant: 1.
     """
+    # Our own LambdaLR rather than timm.scheduler: timm's schedulers are driven by step_update(num_updates) and
+    # keep no state of their own, so exact resume would rest on re-deriving the update count; a LambdaLR's
+    # state_dict is what last.pt stores, and the formula is the four lines below (tested in closed form).
     total = max(1, int(total_steps))
     warm = max(0, min(int(warmup_steps), total - 1))
     kind, r, gamma, step_epochs = optim.schedule, optim.min_lr_ratio, optim.gamma, optim.step_epochs

@@ -35,14 +35,13 @@ from torch import nn
 from lowlight_matting.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lowlight_matting.device import resolve_device
 from lowlight_matting.models.llie_losses import ZeroDCELoss
-from lowlight_matting.seeding import capture_rng_state, restore_rng_state, seed_everything
+from lowlight_matting.seeding import capture_rng_state, reseed_chain, restore_rng_state, seed_everything
 from lowlight_matting.train.config import ConfigError, TrainConfig
 from lowlight_matting.train.config_io import apply_overrides, save_config
 from lowlight_matting.train.data import (
     build_datasets,
     build_loader,
     epoch_seed,
-    reseed_chain,
     shard_for_rank,
     simulator_ranges,
 )

@@ -64,7 +64,9 @@ def render_record(rec: dict[str, Any]) -> str:
         f"{t['samples']:,} synthetic composites of {t['size']}² (`lowlight_matting.data.SyntheticConfig()`).",
         f"- Optimizer steps: {t['steps']:,} in {t['passes']} passes ({', '.join(t['stages'])}), batch "
         f"{t['batch_size']}.",
-        f"- Wall time: {_hours(t['wall_seconds'])} ({t['wall_note']}); CPU time {_hours(t['cpu_seconds'])}.",
+        f"- Time: {_hours(t['loop_seconds'])} in the training loop (summed from the history: images / img_per_s "
+        "per pass); wall time of the launches "
+        f"{_hours(t['wall_seconds'])} ({t['wall_note']}), CPU time {_hours(t['cpu_seconds'])}.",
         f"- Hardware: {rec['hardware']}; {rec['versions']}.",
         f"- Weights: `lowlight_matting/weights/{rec['file']}` ({rec['file_mb']:.1f} MB, {rec['dtype']} storage), "
         f"the model at the end of the run (step {t['steps']:,}).",
@@ -112,7 +114,7 @@ def render_card(rec: dict[str, Any]) -> str:
         + (f", {t['p_lowlight']:.0%} darkened by the simulator" if t.get("p_lowlight") else ", normal light")
         + ".",
         f"- **Training**: `{rec['commands'][-1]}` at commit `{rec['commit'][:10]}`, {t['steps']:,} steps, "
-        f"{_hours(t['wall_seconds'])} on {rec['hardware']}.",
+        f"{_hours(t['loop_seconds'])} of training on {rec['hardware']}.",
         f"- **Test** ({rec['test']['n']} held-out composites, whole image): normal light MSE "
         f"{_fmt('mse', m['normal']['whole']['mse'])}, SAD {_fmt('sad', m['normal']['whole']['sad'])}; "
         f"simulated low light MSE {_fmt('mse', m['lowlight']['whole']['mse'])}, SAD "

@@ -189,14 +189,17 @@ def test_channels_last_model_and_input_give_the_same_alpha():
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
 
 
-def test_describe_model_reports_parameters_flops_shapes_latency():
+def test_describe_model_reports_parameters_flops_and_shapes():
+    """Parameter count equals the model's; feature shapes follow the strides; FLOPs scale with the area."""
     info = describe_model("test_convnext", size=64, latency_repeat=1)
     model = build_model("test_convnext")
     assert info["params"]["total"] == sum(p.numel() for p in model.parameters())
     assert info["feature_shapes"] == [
         (c, 64 // r, 64 // r) for c, r in zip(model.encoder.channels, model.encoder.reductions, strict=True)
     ]
-    assert info["gflops"] > 0 and info["latency_ms"] > 0
+    # a fully convolutional network: four times the pixels, four times the FLOPs (to within the stride padding)
+    twice = describe_model("test_convnext", size=128, latency_repeat=1)
+    assert twice["gflops"] == pytest.approx(4 * info["gflops"], rel=0.02)
 
 
 @pytest.mark.parametrize(

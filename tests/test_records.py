@@ -1,0 +1,74 @@
+"""The measured results kept in the repository (``docs/results/``) and README's numbers: derived artefacts,
+re-rendered here from their JSON and compared (nbdev's habit), so a hand edit, a renderer change or a stale
+README table cannot go unnoticed."""
+
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "docs" / "results"
+
+RECORDS = sorted(p.parent for p in RESULTS.glob("*/results.json"))
+"""Records of demo runs (``tools/record_results.py``); the shipped models' records (``record.json``) are
+checked in ``tests/test_shipped_models.py``."""
+
+
+def test_results_records_are_rendered_from_their_json():
+    """docs/results/<name>/*.md are derived from the JSON beside them (tools/record_results.py): re-render
+    each and fail if the committed text differs, so a hand edit or a renderer change cannot go unnoticed."""
+    from lowlight_matting import experiment as ex
+
+    assert RECORDS, "docs/results/ holds no record of a measured run"
+    for d in RECORDS:
+        r = json.loads((d / "results.json").read_text())
+        assert (d / "report.md").read_text() == ex.render_report(r), f"{d.name}/report.md"
+        assert "history" not in r, f"{d.name}/results.json: training histories are not kept"
+        if (d / "ablation.json").exists():
+            a = json.loads((d / "ablation.json").read_text())
+            assert (d / "ablation.md").read_text() == ex.render_ablation(a["variants"], a["baseline"])
+            assert a["baseline"]["lowlight"] == r["lowlight"]["baseline"], (
+                f"{d.name}: ablation of another run"
+            )
+        if (d / "seeds.json").exists():
+            s = json.loads((d / "seeds.json").read_text())
+            assert (d / "seeds.md").read_text() == ex.render_seeds(s), f"{d.name}/seeds.md"
+            assert r["config"]["seed"] in s["seeds"]
+
+
+def test_readme_quotes_the_recorded_numbers():
+    """README's results table is the quick-cpu record's seeds summary, cell for cell."""
+    from lowlight_matting import experiment as ex
+
+    s = json.loads((REPO / "docs" / "results" / "quick-cpu" / "seeds.json").read_text())
+    readme = (REPO / "README.md").read_text()
+    rows = {
+        "low light: fine-tuned vs baseline": ("lowlight_change", False),
+        "normal light: fine-tuned vs baseline": ("normal_change", False),
+        "share of the low-light gap closed": ("gap_closed", True),
+    }
+    for label, (key, share) in rows.items():
+        line = next((ln for ln in readme.splitlines() if ln.startswith(f"| {label}")), None)
+        assert line, f"README: no results row '{label}'"
+        cells = [c.strip() for c in line.strip().strip("|").split("|")][1:]
+        want = [ex.format_mean_sd(s[key][k], share) for k in ex.METRICS]
+        assert cells == want, f"README row '{label}': {cells} != record {want}"
+
+
+def test_readme_quotes_the_shipped_models_records():
+    """README's table of the shipped models is their records' test metrics, cell for cell."""
+    from lowlight_matting.weights import SHIPPED
+    from lowlight_matting.weights.card import _fmt
+
+    readme = (REPO / "README.md").read_text()
+    for name in SHIPPED:
+        rec = json.loads((RESULTS / name / "record.json").read_text())
+        m = rec["test"]["metrics"]
+        line = next((ln for ln in readme.splitlines() if ln.startswith(f"| `{name}` |")), None)
+        assert line, f"README: no row for {name}"
+        cells = [c.strip() for c in line.strip().strip("|").split("|")][1:]
+        want = [
+            _fmt(k, m[light]["whole"][k])
+            for light in ("normal", "lowlight")
+            for k in ("mse", "sad", "grad", "conn")
+        ]
+        assert cells[: len(want)] == want, f"README row {name}: {cells} != record {want}"
