@@ -166,7 +166,9 @@ def lowlight_recipe(
     cfg = TrainConfig.from_dict(base.to_dict())
     cfg.name = name
     kwargs = {**base.model.kwargs, "llie_scale_factor": max(1, base.data.size // 64)}
-    cfg.model = ModelConfig(encoder=base.model.encoder, llie="zero_dce_pp", init_checkpoint=init, kwargs=kwargs)
+    cfg.model = ModelConfig(
+        encoder=base.model.encoder, llie="zero_dce_pp", init_checkpoint=init, kwargs=kwargs
+    )
     d = cfg.data
     d.seed, d.length, d.val_length = None, length, 64
     d.lowlight, d.p_lowlight = "device", p_lowlight
