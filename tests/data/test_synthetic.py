@@ -186,16 +186,19 @@ def test_config_is_checked():
         SyntheticMattingDataset(-1)
 
 
-def test_transform_replaces_image_and_alpha():
+def test_transform_gets_and_replaces_image_alpha_fg_and_bg():
+    """The transform sees all four arrays (fg/bg travel with image and alpha, for the composition loss) and
+    its output replaces them."""
     seen = {}
 
-    def t(image, alpha):
-        seen["shapes"] = (image.shape, alpha.shape)
-        return {"image": image[:32, :32], "alpha": alpha[:32, :32]}
+    def t(image, alpha, fg, bg):
+        seen["shapes"] = (image.shape, alpha.shape, fg.shape, bg.shape)
+        return {"image": image[:32, :32], "alpha": alpha[:32, :32], "fg": fg[:16, :16], "bg": bg[:8, :8]}
 
     item = SyntheticMattingDataset(1, size=64, transform=t)[0]
-    assert seen["shapes"] == ((64, 64, 3), (64, 64))
-    assert sorted(item) == ["alpha", "image"] and item["image"].shape == (32, 32, 3)
+    assert seen["shapes"] == ((64, 64, 3), (64, 64), (64, 64, 3), (64, 64, 3))
+    assert sorted(item) == ["alpha", "bg", "fg", "image"]
+    assert [item[k].shape[:2] for k in ("image", "alpha", "fg", "bg")] == [(32, 32), (32, 32), (16, 16), (8, 8)]
 
 
 def test_photos_are_local_and_licence_checked():
