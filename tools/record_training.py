@@ -51,8 +51,9 @@ MODELS = {
         "limits": [
             "Trained on synthetic composites at 128² darkened by the course's simulator, not on real night "
             "photos: the low-light numbers measure adaptation to that simulator.",
-            "Use it for dark photos; `lowlight-matting matte` without `--checkpoint` routes each photo to "
-            "`cvunet-base` or this model by its brightness.",
+            "Under normal light it is no better than `cvunet-base` and blurs edges a little more (a higher "
+            "gradient error on the normal-light test set): use it for dark photos; `lowlight-matting matte` "
+            "without `--checkpoint` routes each photo to `cvunet-base` or this model by its brightness.",
         ],
     },
 }
