@@ -198,7 +198,12 @@ def test_transform_gets_and_replaces_image_alpha_fg_and_bg():
     item = SyntheticMattingDataset(1, size=64, transform=t)[0]
     assert seen["shapes"] == ((64, 64, 3), (64, 64), (64, 64, 3), (64, 64, 3))
     assert sorted(item) == ["alpha", "bg", "fg", "image"]
-    assert [item[k].shape[:2] for k in ("image", "alpha", "fg", "bg")] == [(32, 32), (32, 32), (16, 16), (8, 8)]
+    assert [item[k].shape[:2] for k in ("image", "alpha", "fg", "bg")] == [
+        (32, 32),
+        (32, 32),
+        (16, 16),
+        (8, 8),
+    ]
 
 
 def test_photos_are_local_and_licence_checked():
