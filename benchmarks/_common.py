@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 
 
 def hardware() -> str:
     """One line naming the CPU (model, cores, threads torch uses) and the GPU when there is one."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    parts = [f"CPU: {cpu}, {os.cpu_count()} cores"]
+    from lowlight_matting.device import cpu_model
+
+    parts = [f"CPU: {cpu_model()}, {os.cpu_count()} cores"]
     try:
         import torch
 

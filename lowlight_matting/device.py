@@ -10,7 +10,7 @@ import re
 
 import torch
 
-__all__ = ["DEVICE_CHOICES", "describe_device", "resolve_device"]
+__all__ = ["DEVICE_CHOICES", "cpu_model", "describe_device", "resolve_device"]
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 _PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
@@ -46,18 +46,24 @@ def resolve_device(device: str | torch.device | None = "auto", local_rank: int =
     return torch.device(name)
 
 
-def describe_device(device: str | torch.device = "cpu") -> str:
-    """A one-line description for records: the GPU's name, or the CPU's model, core count and torch threads."""
-    import os
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux; else what :mod:`platform` knows)."""
     import platform
 
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return f"{dev} ({torch.cuda.get_device_name(dev)})"
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
     except OSError:
         pass
-    return f"cpu ({cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    return cpu
+
+
+def describe_device(device: str | torch.device = "cpu") -> str:
+    """A one-line description for records: the GPU's name, or the CPU's model, core count and torch threads."""
+    import os
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return f"{dev} ({torch.cuda.get_device_name(dev)})"
+    return f"cpu ({cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
