@@ -42,6 +42,7 @@ __all__ = [
     "DARK_THRESHOLD",
     "LUMA_709",
     "composite",
+    "composite_linear",
     "is_dark",
     "linear_to_srgb",
     "linear_to_u8",

@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "CAPTION_FONTSIZE",
     "contact_sheet",
+    "contact_sheet_figure",
     "figure_to_array",
     "figure_to_png",
     "format_params",
@@ -28,6 +30,11 @@ __all__ = [
     "image_grid",
     "plot_histogram",
 ]
+
+
+CAPTION_FONTSIZE = 9
+"""Smallest font size (points) of the contact sheet's captions and the widget histogram's legend: readable
+when the picture is shown at its own size (at 72-100 dpi, 9-12 pixels)."""
 
 
 def _agg_figure(figsize, dpi=100):
@@ -136,13 +143,14 @@ def histogram_png(
         ax.set_ylim(bottom=0.8)
     ax.set_xlabel("luma (8-bit code value)")
     ax.set_ylabel("pixels")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=CAPTION_FONTSIZE)
     fig.tight_layout()
     return figure_to_png(fig)
 
 
-def format_params(params: dict[str, Any]) -> str:
-    """A compact multi-line text of simulator parameters (for captions)."""
+def format_params(params: dict[str, Any], per_line: int = 2) -> str:
+    """A compact multi-line text of simulator parameters (for captions); at most ``per_line`` of the optional
+    steps (gain, rows, blur, JPEG, white balance) share a line, so a caption stays as narrow as its picture."""
     p = params
     lines = [f"exposure 1/{p.get('ratio', 1):.1f} ({-np.log2(max(p.get('ratio', 1), 1e-9)):+.1f} EV)"]
     lines.append(f"shot {p.get('shot', 0):.2g}  read {p.get('read', 0):.2g}")
@@ -158,7 +166,7 @@ def format_params(params: dict[str, Any]) -> str:
     wb = p.get("wb")
     if wb is not None:
         extras.append(f"wb {wb[0]:.2f}/{wb[2]:.2f}")
-    lines.append("  ".join(extras))
+    lines += ["  ".join(extras[i : i + per_line]) for i in range(0, len(extras), max(1, per_line))]
     return "\n".join(line for line in lines if line)
 
 
@@ -175,7 +183,25 @@ def contact_sheet(
     ``images``: uint8 RGB photos; ``simulator``: a :class:`~lowlight_matting.simulate.LowLightSimulator`
     (default preset when None), reseeded with ``seed`` so the sheet is reproducible; ``thumb``: longest side
     of each thumbnail. Returns a uint8 RGB array (write it with :func:`lowlight_matting.io.write_image`);
-    with ``return_params=True`` also the list of parameter dicts.
+    with ``return_params=True`` also the list of parameter dicts. The figure itself:
+    :func:`contact_sheet_figure`.
+    """
+    fig, params = contact_sheet_figure(images, simulator, seed=seed, names=names, thumb=thumb)
+    sheet = figure_to_array(fig)
+    return (sheet, params) if return_params else sheet
+
+
+def contact_sheet_figure(
+    images: Sequence[np.ndarray],
+    simulator=None,
+    seed: int | None = 0,
+    names: Sequence[str] | None = None,
+    thumb: int = 256,
+):
+    """The Matplotlib figure of :func:`contact_sheet` (Agg canvas) and the list of drawn parameter dicts.
+
+    One column of 2.6 inches per photo at ``thumb / 2.6`` dpi (at least 72), so each thumbnail is drawn at
+    about its own size; captions in :data:`CAPTION_FONTSIZE` points, titles one point larger.
     """
     import cv2
 
@@ -196,19 +222,19 @@ def contact_sheet(
         darks.append(sim(small))
         params.append(sim.last_params)
     n = len(images)
-    fig = _agg_figure((2.6 * n, 6.0), dpi=max(72, thumb // 2.6 + 1))
+    fig = _agg_figure((2.6 * n, 7.0), dpi=max(72, thumb // 2.6 + 1))
+    title = CAPTION_FONTSIZE + 1
     for i in range(n):
         ax = fig.add_subplot(2, n, i + 1)
         ax.imshow(thumbs[i])
-        ax.set_title(names[i] if names else f"normal #{i}", fontsize=8)
+        ax.set_title(names[i] if names else f"normal #{i}", fontsize=title)
         ax.axis("off")
         ax = fig.add_subplot(2, n, n + i + 1)
         ax.imshow(darks[i])
-        ax.set_title("low light (simulated)", fontsize=8)
-        ax.set_xlabel(format_params(params[i]), fontsize=6)
+        ax.set_title("low light (simulated)", fontsize=title)
+        ax.set_xlabel(format_params(params[i]), fontsize=CAPTION_FONTSIZE)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"LowLightSimulator, seed={seed}", fontsize=9)
-    fig.tight_layout()
-    sheet = figure_to_array(fig)
-    return (sheet, params) if return_params else sheet
+    fig.suptitle(f"LowLightSimulator, seed={seed}", fontsize=title + 1)
+    fig.set_layout_engine("constrained")  # keeps titles and multi-line captions clear of the pictures
+    return fig, params

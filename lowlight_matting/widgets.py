@@ -4,11 +4,19 @@ The picture and the histogram are PNG bytes in ``ipywidgets.Image`` widgets (the
 Matplotlib's Agg canvas, not ``plt.show``), so they update in any Jupyter front end and can be tested
 headless: set a slider's ``value`` and the ``observe`` callback re-renders.
 
+The sliders update on release (``continuous_update=False``): a render takes a noticeable fraction of a second
+at 384 px, and a slider that sent its value on every pixel of a drag would queue up one render per pixel.
+While dragging, only the slider's readout moves; the picture follows when the handle is let go (arrow keys
+on a focused handle still send one value per step).
+
 Sliders (their ``description`` is the name a browser test looks for):
 
 ==============  ====================================================================================
 ``exposure``    exposure change in stops (EV); the simulator's ratio is ``r = 2 ** -exposure``
-``gamma``       extra tone exponent on the sRGB output (1 = none; > 1 crushes shadows like the article)
+``gamma``       extra tone exponent on the sRGB output, ``s ** gamma`` (1 = none; > 1 darkens, crushing
+                the shadows). It runs *opposite* to the article's gamma: the article computes
+                ``x ** (1/gamma) * scale``, so slider value ``g`` is the article's ``1/gamma`` (the
+                article's 0.4 is 2.5 here). The statistics line shows the article's equivalent.
 ``shot noise``  shot-noise level (variance per unit of linear signal)
 ``read noise``  read-noise variance (linear units squared)
 ``gain``        ISP digital gain applied after the noise (the phone night-mode look)
@@ -33,9 +41,13 @@ from lowlight_matting.color import mean_luminance
 from lowlight_matting.simulate import LowLightSimulator
 from lowlight_matting.viz import histogram_png
 
-__all__ = ["SLIDER_NAMES", "LowLightExplorer", "low_light_explorer", "png_bytes"]
+__all__ = ["GAMMA_TOOLTIP", "SLIDER_NAMES", "LowLightExplorer", "low_light_explorer", "png_bytes"]
 
 SLIDER_NAMES = ("exposure", "gamma", "shot noise", "read noise", "gain")
+
+GAMMA_TOOLTIP = (
+    "s ** gamma on the sRGB output; > 1 darkens. The article's gamma is 1/this (its 0.4 = 2.5 here)"
+)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -78,7 +90,7 @@ class LowLightExplorer(widgets.VBox):
         style = {"description_width": "90px"}
         layout = widgets.Layout(width="420px")
 
-        def slider(name, value, lo, hi, step, fmt):
+        def slider(name, value, lo, hi, step, fmt, tooltip=None):
             return widgets.FloatSlider(
                 value=values.get(name.replace(" ", "_"), value),
                 min=lo,
@@ -86,14 +98,15 @@ class LowLightExplorer(widgets.VBox):
                 step=step,
                 description=name,
                 readout_format=fmt,
-                continuous_update=True,
+                continuous_update=False,  # render on release: a drag must not queue one render per pixel
+                tooltip=tooltip,
                 style=style,
                 layout=layout,
             )
 
         self.sliders = {
             "exposure": slider("exposure", -3.0, -8.0, 0.0, 0.25, "+.2f"),
-            "gamma": slider("gamma", 1.0, 0.3, 3.0, 0.05, ".2f"),
+            "gamma": slider("gamma", 1.0, 0.3, 3.0, 0.05, ".2f", GAMMA_TOOLTIP),
             "shot noise": slider("shot noise", 0.004, 0.0, 0.03, 0.0005, ".4f"),
             "read noise": slider("read noise", 0.0002, 0.0, 0.002, 0.00001, ".5f"),
             "gain": slider("gain", 1.0, 1.0, 64.0, 0.5, ".1f"),
@@ -145,7 +158,8 @@ class LowLightExplorer(widgets.VBox):
         clipped = float(np.mean(out.max(axis=2) >= 255) * 100)
         black = float(np.mean(out.max(axis=2) == 0) * 100)
         self.stats.value = (
-            f"<code>ratio 1/{p['ratio']:.1f} &middot; mean luminance {lum_out:.4f} (normal {lum_in:.4f}) &middot; "
+            f"<code>ratio 1/{p['ratio']:.1f} &middot; gamma {p['gamma']:.2f} = the article's gamma "
+            f"{1 / p['gamma']:.2f} &middot; mean luminance {lum_out:.4f} (normal {lum_in:.4f}) &middot; "
             f"black {black:.1f}% &middot; clipped {clipped:.1f}%</code>"
         )
         self.updates += 1
@@ -157,7 +171,7 @@ class LowLightExplorer(widgets.VBox):
 def low_light_explorer(
     image: np.ndarray, seed: int = 0, max_side: int = 384, display_width: int = 320, **values: float
 ) -> LowLightExplorer:
-    """The notebook-01 explorer: a ``VBox`` (a :class:`LowLightExplorer`) with five live sliders.
+    """The notebook-01 explorer: a ``VBox`` (a :class:`LowLightExplorer`) with five sliders (re-rendering on release).
 
     ``image``: uint8 RGB photo (downscaled to ``max_side`` for speed); ``seed``: the noise seed (fixed, so
     moving a slider changes only what it controls); ``values``: starting slider values by name with

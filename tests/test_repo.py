@@ -87,8 +87,44 @@ def test_every_notebook_follows_the_course_format():
         assert "summary" in tail and "exercises" in tail, f"{p.name}: must end with a summary and exercises"
         code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
         assert any(re.search(r"^\s*assert ", src, re.M) for src in code), f"{p.name}: no assert cell"
-        defs = [src for src in code if re.search(r"^\s*(def|class) ", src, re.M)]
+        library = [
+            "".join(c["source"])
+            for c in cells
+            if c["cell_type"] == "code" and "teaching" not in c.get("metadata", {}).get("tags", [])
+        ]
+        defs = [src for src in library if re.search(r"^\s*(def|class) ", src, re.M)]
         assert not defs, f"{p.name}: library code belongs in the package, not the notebook"
+
+
+# Chapters that build their core method from scratch before using the package's (issue 16, d2l style).
+TEACHING_CHAPTERS = ("01", "04", "05", "07", "08")
+TEACHING_MAX_LINES = 30  # the algorithm in about 15 lines, plus its check against the package
+
+
+def _teaching_cells(path):
+    return ["".join(c["source"]) for c in _cells(path) if "teaching" in c.get("metadata", {}).get("tags", [])]
+
+
+def test_teaching_versions_are_short_marked_and_checked_against_the_package():
+    """A code cell tagged ``teaching`` may define functions: it is a from-scratch version of a method, says so
+    in its first line, stays short, and asserts that it equals the package's function on real data."""
+    for p in NOTEBOOKS:
+        for src in _teaching_cells(p):
+            first = src.lstrip().splitlines()[0].lower()
+            assert first.startswith("# teaching version"), f"{p.name}: a teaching cell must say so: {first!r}"
+            n = len([ln for ln in src.splitlines() if ln.strip()])
+            assert n <= TEACHING_MAX_LINES, (
+                f"{p.name}: teaching cell of {n} lines (at most {TEACHING_MAX_LINES})"
+            )
+            assert re.search(r"^\s*assert .*(allclose|isclose|array_equal|assert_close|==|<)", src, re.M), (
+                f"{p.name}: a teaching cell must assert it agrees with the package"
+            )
+    missing = [
+        ch
+        for ch in TEACHING_CHAPTERS
+        if not any(_teaching_cells(p) for p in NOTEBOOKS if p.name.startswith(ch))
+    ]
+    assert not missing, f"chapters without a from-scratch teaching cell: {missing}"
 
 
 # ----------------------------------------------------------------------------- the package's own structure

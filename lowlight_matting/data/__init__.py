@@ -15,7 +15,7 @@ committed samples:
 
 from lowlight_matting.data.backgrounds import PHOTOS, fractal_noise, random_background
 from lowlight_matting.data.collate import collate_matting
-from lowlight_matting.data.folder import FolderMattingDataset, MattingDataError
+from lowlight_matting.data.folder import FolderMattingDataset, MattingDataError, folder_tree
 from lowlight_matting.data.lowlight import LowLightPairs
 from lowlight_matting.data.memory import TensorMattingDataset, random_hflip
 from lowlight_matting.data.samples import load_samples, samples_root
@@ -25,6 +25,7 @@ from lowlight_matting.data.synthetic import SyntheticConfig, SyntheticMattingDat
 __all__ = [
     "PHOTOS",
     "FolderMattingDataset",
+    "folder_tree",
     "LowLightPairs",
     "MattingDataError",
     "SyntheticConfig",

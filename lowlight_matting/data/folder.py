@@ -1,12 +1,20 @@
 """Real matting datasets on disk, in the two common layouts.
 
 ``image_alpha``: a photo folder and a matte folder whose files share a stem (P3M-10k ``blurred_image/`` +
-``mask/``, AM-2k / AIM-500 ``original/`` + ``mask/``, PPM-100 ``image/`` + ``matte/``).
+``mask/``, its P3M-500-NP ``original_image/`` + ``mask/``, AM-2k / AIM-500 ``original/`` + ``mask/``,
+PPM-100 ``image/`` + ``matte/``).
 
 ``fg_alpha_bg``: foregrounds + mattes sharing a stem, composited on the fly over a background drawn from
-a pool (Composition-1k / Distinctions-646 ``fg/`` + ``alpha/`` + ``bg/``; Xu et al., "Deep Image Matting",
-2017). Without a ``bg/`` folder the built-in backgrounds of :mod:`lowlight_matting.data.backgrounds` are
-used. The composite is made in linear light (:func:`lowlight_matting.color.composite`).
+a pool (Composition-1k ``fg/`` + ``alpha/`` + ``bg/``, Xu et al., "Deep Image Matting", 2017;
+Distinctions-646 ``FG/`` + ``GT/``, Qiao et al., CVPR 2020). Without a ``bg/`` folder the built-in
+backgrounds of :mod:`lowlight_matting.data.backgrounds` are used. The composite is made in linear light
+(:func:`lowlight_matting.color.composite`).
+
+Folders are found by name (:data:`IMAGE_DIRS`, :data:`ALPHA_DIRS`, :data:`FG_DIRS`, :data:`BG_DIRS`, the
+first existing name in each list wins; others, such as ``trimap/`` or ``facemask/``, are ignored). With
+``layout="auto"`` a foreground folder decides: AM-2k's ``train/`` holds ``fg/`` beside ``original/``, so it
+is read as ``fg_alpha_bg`` unless ``layout="image_alpha"`` is asked for. :func:`folder_tree` prints a
+dataset folder as a tree.
 
 Files are read with :mod:`lowlight_matting.io`: PNG, JPEG, WebP, BMP, TIFF; 8- or 16-bit; grey, RGB or
 RGBA; EXIF orientation honoured. Every problem names the file: unsupported type, empty file, a photo
@@ -33,9 +41,9 @@ import numpy as np
 from lowlight_matting.color import composite
 from lowlight_matting.io import IMAGE_SUFFIXES, ImageReadError, read_alpha, read_image
 
-IMAGE_DIRS = ("image", "images", "img", "original", "blurred_image", "merged", "composite")
-ALPHA_DIRS = ("alpha", "alphas", "matte", "mattes", "mask", "masks")
-FG_DIRS = ("fg", "foreground", "foregrounds")
+IMAGE_DIRS = ("image", "images", "img", "original", "blurred_image", "merged", "composite", "original_image")
+ALPHA_DIRS = ("alpha", "alphas", "matte", "mattes", "mask", "masks", "GT")
+FG_DIRS = ("fg", "foreground", "foregrounds", "FG")
 BG_DIRS = ("bg", "background", "backgrounds")
 LAYOUTS = ("auto", "image_alpha", "fg_alpha_bg")
 _IGNORED = {"thumbs.db", "desktop.ini", "readme.md", "readme.txt", "license", "license.txt"}
@@ -292,3 +300,42 @@ class FolderMattingDataset:
             + (f", skipped={len(self.skipped)}" if self.skipped else "")
             + ")"
         )
+
+
+def folder_tree(root: str | os.PathLike, max_files: int = 2) -> str:
+    """A dataset folder as a text tree: every sub-folder (with its number of files), the first ``max_files``
+    files of each folder in sorted order and how many more there are. Hidden files are left out.
+
+    Example, for a folder ``toy`` holding ``image/a.png``, ``image/b.png`` and ``image/c.png``::
+
+        toy/
+        └── image/  (3 files)
+            ├── a.png
+            ├── b.png
+            └── ... 1 more
+    """
+
+    def visible(folder: Path) -> list[Path]:
+        return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+    def walk(folder: Path, indent: str) -> list[str]:
+        entries = visible(folder)
+        dirs = [p for p in entries if p.is_dir()]
+        files = [p.name for p in entries if not p.is_dir()]
+        shown: list[tuple[str, Path | None]] = [(f"{d.name}/", d) for d in dirs]
+        shown += [(name, None) for name in files[:max_files]]
+        if len(files) > max_files:
+            shown.append((f"... {len(files) - max_files} more", None))
+        out = []
+        for i, (label, sub) in enumerate(shown):
+            last = i == len(shown) - 1
+            if sub is not None:
+                n = sum(1 for p in visible(sub) if not p.is_dir())
+                label += f"  ({n} file{'s' if n != 1 else ''})" if n else ""
+            out.append(f"{indent}{'└── ' if last else '├── '}{label}")
+            if sub is not None:
+                out += walk(sub, indent + ("    " if last else "│   "))
+        return out
+
+    root = Path(root)
+    return "\n".join([f"{root.name}/", *walk(root, "")])

@@ -12,8 +12,8 @@ The pieces, in the order a photo goes through :class:`Matter`:
 3. **Edge-aware upsampling** back to full size (:mod:`.upsample`); bilinear for very noisy photos.
 4. **Output check**: a NaN or infinite alpha (a broken model) is an error, never a transparent cut-out.
 5. **Foreground colours** for :meth:`Matter.cutout`: pymatting's multi-level estimation (Germer et al.,
-   "Fast Multi-Level Foreground Estimation", ICPR 2020), so background colour does not bleed into the
-   transparent edge; ``foreground="none"`` keeps the photo's colours (faster).
+   "Fast Multi-Level Foreground Estimation", ICPR 2020), solved in linear light, so background colour does
+   not bleed into the transparent edge; ``foreground="none"`` keeps the photo's colours (faster).
 
 Example:
     >>> from lowlight_matting.models import build_model
@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 import torch
 
+from lowlight_matting.color import linear_to_u8, u8_to_linear
 from lowlight_matting.device import resolve_device
 
 from .upsample import guide_noise, guided_upsample
@@ -159,9 +160,11 @@ class Matter:
         radius, eps: guided upsampling parameters (radius in working-resolution pixels); ``eps`` is raised
             by the squared noise level of the (normalised) guide, so noisier photos are smoothed more.
         noise_limit: with ``upsample="auto"``, the guide noise level (std, normalised guide) above which
-            bilinear upsampling is used. Measured on the course samples: the guided filter beats bilinear on
-            10/10 clean photos (SAD halved) and on 7/10 mildly darkened ones (noise ~0.04), and loses on
-            all strongly darkened ones (noise ~0.15), whatever ``eps``.
+            bilinear upsampling is used (:meth:`choose_upsample`). Measured on the ten course test samples,
+            true alpha reduced 3x (384 -> 128 px) and brought back: the guided filter beats bilinear on all
+            clean photos, on about half of the mildly darkened ones (noise 0.02-0.07) and on none above
+            0.085; of the limits 0-0.15, 0.08 gave the lowest total SAD. A data-dependent compromise:
+            single photos disagree (notebook 08, section 4, repeats the measurement).
         stride: override the input stride (default: ``model.stride``, see :func:`model_stride`; 32 for an
             ONNX session).
         name: label used in reports (e.g. by :class:`AutoMatter`).
@@ -282,15 +285,31 @@ class Matter:
         if (h, w) == (H, W):
             self.last_upsample = "none"
             return alpha_lo.astype(np.float32)
-        method = self.upsample
-        if method != "bilinear":
-            noise = guide_noise(image, (h, w))
-            if method == "auto":
-                method = "guided" if noise <= self.noise_limit else "bilinear"
+        method, noise = self.choose_upsample(image)
         self.last_upsample = method
         if method == "bilinear":
             return np.clip(cv2.resize(alpha_lo, (W, H), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
         return guided_upsample(image, alpha_lo, radius=self.radius, eps=self.eps + noise**2)
+
+    def choose_upsample(self, image: np.ndarray) -> tuple[str, float]:
+        """``(method, noise)``: how :meth:`predict` brings ``image``'s alpha to full size, and why.
+
+        ``method`` is ``"none"`` (the photo is no larger than the working size), ``"bilinear"`` or
+        ``"guided"``; with ``upsample="auto"`` it is ``"guided"`` when the guide noise
+        (:func:`~.upsample.guide_noise`, std of the brightness-normalised photo at full resolution) is at
+        most :attr:`noise_limit`, else ``"bilinear"``. ``noise`` is that level (0.0 when not measured).
+        """
+        img = check_image(image)
+        H, W = img.shape[:2]
+        h, w = self.working_size(H, W)
+        if (h, w) == (H, W):
+            return "none", 0.0
+        if self.upsample == "bilinear":
+            return "bilinear", 0.0
+        noise = guide_noise(img, (h, w))
+        if self.upsample == "auto":
+            return ("guided" if noise <= self.noise_limit else "bilinear"), noise
+        return "guided", noise
 
     # --- public API --------------------------------------------------------------------------------------
     def predict_lowres(self, image: np.ndarray) -> np.ndarray:
@@ -358,18 +377,27 @@ class Matter:
         )
 
 
-def estimate_foreground(image: np.ndarray, alpha: np.ndarray, regularization: float = 1e-5) -> np.ndarray:
-    """Foreground colours (uint8 RGB) by multi-level estimation (Germer et al. 2020, via pymatting).
+def estimate_foreground(
+    image: np.ndarray, alpha: np.ndarray, regularization: float = 1e-5, linear: bool = True
+) -> np.ndarray:
+    """Foreground colours (uint8 sRGB) by multi-level estimation (Germer et al. 2020, via pymatting).
 
     Solves for the F (and B) that make ``I = αF + (1 − α)B`` hold with smooth F and B, coarse to fine, so a
     pixel at a semi-transparent hair edge gets the hair's colour rather than the mix with the background.
+    ``linear=True`` (default) solves in linear light (:func:`lowlight_matting.color.u8_to_linear`, back with
+    :func:`~lowlight_matting.color.linear_to_u8`), where the equation is physics: light from the strand and
+    from the background adds up, and the course's data are composited that way
+    (:func:`lowlight_matting.color.composite`). ``linear=False`` solves on the sRGB-encoded values, as most
+    matting code does; re-composited in linear light such an F is off at mixed pixels.
     """
     from pymatting import estimate_foreground_ml
 
     img8 = check_image(image)
     if max(img8.shape[:2]) < 2:  # pymatting's level count is log2(size): a 1x1 image divides by zero
         return img8  # one pixel has no neighbours to borrow colours from: its own colour is the estimate
-    img = img8.astype(np.float32) / 255.0
+    img = u8_to_linear(img8) if linear else img8.astype(np.float32) / 255.0
     a = np.clip(np.asarray(alpha, dtype=np.float32), 0.0, 1.0)
-    fg = estimate_foreground_ml(img, a, regularization=regularization)
-    return np.clip(np.round(np.asarray(fg) * 255.0), 0, 255).astype(np.uint8)
+    fg = np.asarray(estimate_foreground_ml(img, a, regularization=regularization))
+    if linear:
+        return linear_to_u8(fg)
+    return np.clip(np.round(fg * 255.0), 0, 255).astype(np.uint8)

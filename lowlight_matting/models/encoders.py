@@ -74,7 +74,7 @@ ENCODER_PRESETS: dict[str, dict[str, Any]] = {
     "mobilenetv2_100": {
         "timm_kwargs": {},
         "decoder_channels": [128, 64, 48, 32, 16],
-        "about": "MobileNetV2 1.0 (Sandler et al., CVPR 2018): the light encoder of the original CV-UNet",
+        "about": "MobileNetV2 1.0 (Sandler et al., CVPR 2018): the article's example of a light CV-UNet encoder; cvunet-base uses it",
     },
     "convnext_tiny": {
         "timm_kwargs": {},

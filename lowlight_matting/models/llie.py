@@ -14,14 +14,16 @@ n = 8 times gives a high-order curve. A 7-layer network of depthwise-separable 3
 channels; layers 5, 6, 7 take the concatenation of layers 3+4, 2+5, 1+6) estimates one 3-channel map a
 (tanh) per pixel, shared by the 8 iterations (Zero-DCE used 8 different maps, 24 channels). The map can be
 estimated on a copy downscaled by ``scale_factor`` and upsampled bilinearly, since illumination is smooth.
-10,561 parameters (41 KB in float32) — the article's "about 100 KB of parameters" is off by 2.5×. It is a
-curve estimator, not a Retinex model as the article says.
+10,561 parameters (42,244 bytes = 41 KiB in float32) — the article's "about 100 KB of parameters" is about 2.4×
+too large. It is a curve estimator, not a Retinex model as the article says.
 
 **Illumination estimator** (the article's second sketch): conv 3→32, 8 residual blocks, conv 32→3, sigmoid map
 z ∈ (0, 1), and ``enhanced = x · z + (1 − z) · 0.5``. The article left ``ResBlock`` undefined (here: two 3×3
 convs with a ReLU between and an identity skip, as in EDSR) and clamps z "to avoid division by zero" although
 nothing divides by z — the formula blends each pixel towards mid-grey, lifting dark pixels by giving up
-contrast (z ≤ 1 scales local differences by z). 149,731 parameters, 14× Zero-DCE++.
+contrast (z ≤ 1 scales local differences by z). A dark pixel (x ≤ 0.5) can never go above 0.5, so for
+dark training images the Zero-DCE losses are lowest at z = 0 (uniform grey) and training goes there (notebook
+04). 149,731 parameters, 14× Zero-DCE++.
 
 Example:
     >>> import torch

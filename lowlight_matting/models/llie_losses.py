@@ -16,13 +16,17 @@ under bf16 autocast).
   gets NaN gradients. ε inside the root keeps the gradient finite, and subtracting sqrt(ε) keeps the
   minimum at exactly 0.
 - curve smoothness (:func:`curve_smoothness_loss`, "illumination smoothness", a total-variation term on the
-  curve map A): L_tvA = 2 (Σ (∂_y A)² / n_y + Σ (∂_x A)² / n_x) / B.
+  curve map A): L_tvA = 2 (Σ (∂_y A)² / n_y + Σ (∂_x A)² / n_x) / B. A mean of squared *neighbour*
+  differences, so its strength depends on the image size: the same scene-following map drawn on an image of
+  side c has neighbour differences ∝ 1/c and costs ∝ 1/c². The release's weight 1600 was set for its 512×512
+  training images; on 96×96 crops it is (512/96)² ≈ 28× stronger and keeps the map nearly flat (notebook 04
+  measures this; 1600 · (c/512)² restores the release's balance).
 
 Weights: :class:`ZeroDCELoss` defaults to those of the released Zero-DCE++ training script
 ``L = 1·L_spa + 10·L_exp + 5·L_col + 1600·L_tvA``. The Zero-DCE paper (Guo et al., CVPR 2020, Eq. 9) writes
 ``L = L_spa + L_exp + W_col·L_col + W_tvA·L_tvA`` with W_col = 0.5 and W_tvA = 20, i.e. weights
 (1, 1, 0.5, 20), which the TPAMI extension keeps in its text; the code's values are the ones its weights were
-trained with.
+trained with (on images resized to 512×512, lr 1e-4, 100 epochs).
 
 Example:
     >>> import torch
@@ -155,7 +159,8 @@ class ZeroDCELoss(nn.Module):
 
     Args:
         spatial, exposure, color, smoothness: weights; defaults (1, 10, 5, 1600) are the released code's,
-            the Zero-DCE paper's are (1, 1, 0.5, 20).
+            the Zero-DCE paper's are (1, 1, 0.5, 20). The smoothness weight is resolution-dependent (see the
+            module docstring): 1600 belongs to 512×512 training images.
         exposure_level: the target E (0.6).
         patch_size: exposure patch side (16).
         eps: ε of the colour loss.

@@ -23,8 +23,9 @@ def simulate_low_light(image: np.ndarray, gamma: float = 0.4, scale: float = 0.3
       curve crushes shadows far more than highlights (with gamma=0.4, mid-grey 0.5 -> 0.053, white 1 -> 0.3).
     * The "noise" ``Poisson(255 d) / 255 * 0.05`` is not zero-mean: its mean is ``0.05 d``, so it *brightens*
       the image by 5%; its standard deviation is only ``0.05 sqrt(255 d)`` code values (< 0.5 DN for every d
-      the curve produces), so it all but vanishes when the result is truncated to uint8. Real dark photos
-      have noise that *dominates* the signal.
+      the curve produces), the size of the uint8 quantisation step itself: tiny, not gone (a flat patch
+      varies by a DN or two). The shot and read noise of a real exposure cut that deep is tens of times
+      larger; chapter 01 measures both.
     * The final ``astype(np.uint8)`` truncates instead of rounding (another -0.5 DN on average).
 
     ``image``: uint8 RGB (H, W, 3); ``rng``: a NumPy Generator or seed (the article used the global state).

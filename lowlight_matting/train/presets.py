@@ -165,7 +165,7 @@ def lowlight_recipe(
     1.08x."""
     cfg = TrainConfig.from_dict(base.to_dict())
     cfg.name = name
-    kwargs = {**base.model.kwargs, "llie_scale_factor": max(1, base.data.size // 64)}
+    kwargs = {**base.model.kwargs, "llie_scale_factor": _llie_scale(base.data.size)}
     cfg.model = ModelConfig(
         encoder=base.model.encoder, llie="zero_dce_pp", init_checkpoint=init, kwargs=kwargs
     )
@@ -177,6 +177,11 @@ def lowlight_recipe(
     cfg.loss = LossConfig(**RECIPE_LOSS, llie=0.0)
     cfg.stages = article_stages(steps, lrs, llie_steps=llie_steps)
     return cfg.validate()
+
+
+def _llie_scale(size: int) -> int:
+    """Zero-DCE++'s downscale factor for curve estimation at training size ``size`` (see lowlight_recipe)."""
+    return max(1, size // 64)
 
 
 # The learning rates of a short CPU fine-tune: the article's (1e-4, 5e-5, 1e-5) are meant for 60 epochs over
@@ -209,6 +214,8 @@ def _demo_quick() -> TrainConfig:
 
 def _gpu(cfg: TrainConfig, size: int, workers: int = 8) -> TrainConfig:
     cfg.data.size, cfg.data.num_workers, cfg.data.pin_memory = size, workers, True
+    if "llie_scale_factor" in cfg.model.kwargs:  # the curves are estimated at the new size's scale
+        cfg.model.kwargs = {**cfg.model.kwargs, "llie_scale_factor": _llie_scale(size)}
     cfg.channels_last, cfg.amp = True, AmpConfig(mode="auto")
     return cfg.validate()
 

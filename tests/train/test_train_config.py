@@ -191,6 +191,23 @@ def test_article_stages_split_steps_10_20_30():
     assert by_epochs[3].freeze_llie_after == 0.5
 
 
+@pytest.mark.parametrize("name, size", [("demo_gpu", 384), ("demo_full", 512)])
+def test_gpu_presets_estimate_curves_at_their_own_size(name, size):
+    """Resized presets keep Zero-DCE++'s curve estimation at about 64 px (384² -> 6, 512² -> 8), not the
+    base's 128² factor of 2."""
+    cfg = preset(name)
+    assert cfg.data.size == size and cfg.model.kwargs["llie_scale_factor"] == size // 64
+    if name == "demo_gpu":  # the model it builds (shipped base + front end) runs a 384² batch on a CPU
+        import torch
+
+        from lowlight_matting.train.start import build_model_for
+
+        model = build_model_for(cfg).eval()
+        assert size % model.stride == 0
+        with torch.no_grad():
+            assert model(torch.rand(1, 3, size, size)).shape == (1, 1, size, size)
+
+
 @pytest.mark.parametrize(
     "name, base",
     [("cvunet_lowlight", "cvunet_base"), ("demo_quick", "cvunet_base"), ("fast_lowlight", "fast_base")],

@@ -1,14 +1,18 @@
-"""Notebook 01 as a learner meets it: JupyterLab in a real (headless Debian) Chromium, sliders moved by keyboard.
+"""Notebook 01 as a learner meets it: JupyterLab in a real (headless Debian) Chromium, sliders dragged and keyed.
 
 The test opens ``notebooks/01_low_light_simulation.ipynb`` in JupyterLab, runs every cell from the Run menu,
-waits for the kernel, finds the sliders by their descriptions, moves "exposure" and then "shot noise" with the
-arrow keys on the focused slider handle, and checks from the pixels of the rendered ``<img>`` that the picture
-really changed: brighter after more exposure, rougher (larger neighbouring-pixel differences) after more shot
-noise. No cell may show a traceback, no widget may fail to render (without the ipywidgets labextension the
-sliders are simply not found), and the pictures must be shown undistorted. Results land in ``runs/ui/``:
-``before.png`` and ``after.png`` (the widget's output area), ``page.png`` and ``page_after_run_all.png``
-(the whole page), ``failure.png`` on failure, ``report.json`` (timings, slider readouts, pixel statistics),
-``console.log`` (browser errors) and ``jupyter-lab.log``.
+waits for the kernel and finds the sliders by their descriptions. Then, with the mouse, it **drags** the
+"exposure" handle to the right (button down on the handle, a move in several steps, button up): while the
+button is held only the readout may move (the sliders update on release, ``continuous_update=False``, so a
+drag does not queue a render per pixel), and after the release both pictures must change, judged from their
+pixels: the photo gets brighter and the histogram image changes, its orange (simulated) part moving to
+brighter code values. Last it moves "shot noise" with the arrow keys on the focused handle (one render per
+step) and checks that the picture gets rougher (larger neighbouring-pixel differences). No cell may show a
+traceback, no widget may fail to render (without the ipywidgets labextension the sliders are simply not
+found), and the pictures must be shown undistorted. Results land in ``runs/ui/``: ``before.png``,
+``during_drag.png`` (button still held), ``after_drag.png`` and ``after.png`` (the widget's output area),
+``page.png`` and ``page_after_run_all.png`` (the whole page), ``failure.png`` on failure, ``report.json``
+(timings, slider readouts, pixel statistics), ``console.log`` (browser errors) and ``jupyter-lab.log``.
 
 Run with ``make test-ui`` (installs Debian's chromium when missing). Skipped when chromium is absent.
 """
@@ -33,8 +37,12 @@ OUT = REPO / "runs" / "ui"
 SLIDERS = ("exposure", "gamma", "shot noise", "read noise", "gain")
 RUN_ALL_TIMEOUT_S = 300
 UPDATE_TIMEOUT_S = 60
-# Arrow-key presses on each slider handle (one slider step each).
-EXPOSURE_PRESSES = 4
+# The exposure drag: CSS pixels to the right, in this many mouse-move events, and how long the button stays
+# down after the move (long enough for a render to show up, were the slider to send values while dragging).
+DRAG_PX = 60
+DRAG_STEPS = 12
+HOLD_S = 2.0
+# Arrow-key presses on the shot-noise handle (one slider step, and one render, each).
 NOISE_PRESSES = 10
 
 # Outputs that mean something went wrong: JupyterLab renders error outputs (and stderr) with this mime type,
@@ -77,6 +85,14 @@ def _roughness(a: np.ndarray) -> float:
 
 def _stats(a: np.ndarray) -> dict:
     return {"shape": list(a.shape), "mean": float(a.mean()), "std": float(a.std()), "rough": _roughness(a)}
+
+
+def _orange_x(hist: np.ndarray) -> float:
+    """Mean x position (0 = left, 1 = right) of the histogram image's orange pixels: the simulated picture's
+    histogram (Matplotlib's tab:orange, drawn translucent; the normal photo's is grey, where R = G = B)."""
+    mask = (hist[..., 0] - hist[..., 2]) > 0.15
+    assert mask.sum() > 50, "no orange (simulated) histogram found in the histogram image"
+    return float(np.nonzero(mask)[1].mean() / hist.shape[1])
 
 
 class Lab:
@@ -183,6 +199,30 @@ class Lab:
     def readout(self, description: str) -> str:
         return self.slider(description).locator(".widget-readout").inner_text().strip()
 
+    def drag(self, description: str, dx: float, steps: int, hold_s: float, area, out: Path) -> dict:
+        """Drag the slider's handle ``dx`` CSS pixels with the mouse; before letting go, wait ``hold_s`` and
+        record whether the pictures changed while the button was held (screenshot ``during_drag.png``)."""
+        handle = self.slider(description).locator(".noUi-handle").first
+        handle.scroll_into_view_if_needed()
+        box = handle.bounding_box()
+        assert box, f"the {description!r} handle has no box on the page"
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        before = [i["data"] for i in self.images(area)]
+        readout = self.readout(description)
+        self.page.mouse.move(x, y)
+        self.page.mouse.down()
+        self.page.mouse.move(x + dx, y, steps=steps)
+        self.page.wait_for_timeout(int(hold_s * 1000))
+        held = {
+            "readout_before": readout,
+            "readout_while_held": self.readout(description),
+            "images_changed_while_held": [i["data"] for i in self.images(area)] != before,
+            "kernel_while_held": self.kernel_status(),
+        }
+        area.screenshot(path=str(out / "during_drag.png"))
+        self.page.mouse.up()
+        return held
+
     def press(self, description: str, key: str, times: int) -> None:
         handle = self.slider(description).locator(".noUi-handle").first
         handle.focus()
@@ -254,21 +294,40 @@ def drive_notebook(page, server, notebook: str, out: Path, report: dict | None =
         if it["cw"] <= 0 or it["ch"] <= 0 or abs((it["cw"] / it["ch"]) / (it["w"] / it["h"]) - 1) > 0.05
     ]
 
-    # More exposure: the picture must get brighter.
+    # Drag the exposure handle to the right: nothing renders while the button is held; after the release the
+    # picture gets brighter and the histogram follows.
+    held = lab.drag("exposure", DRAG_PX, DRAG_STEPS, HOLD_S, area, out)
+    report["drag"] = held
     t0 = time.monotonic()
-    lab.press("exposure", "ArrowRight", EXPOSURE_PRESSES)
     exposed = lab.wait_images_change(area, images, UPDATE_TIMEOUT_S)
-    report["exposure_update_s"] = round(time.monotonic() - t0, 1)
+    report["drag_update_s"] = round(time.monotonic() - t0, 1)
+    area.screenshot(path=str(out / "after_drag.png"))
     brighter = _decode(exposed[0])
-    report["after_exposure"] = {"readout": lab.readout("exposure"), "image": _stats(brighter)}
-    assert report["after_exposure"]["readout"] != report["before"]["readouts"]["exposure"], (
-        "exposure did not move"
+    report["after_drag"] = {"readout": lab.readout("exposure"), "image": _stats(brighter)}
+    assert held["readout_while_held"] != held["readout_before"], f"the drag did not move the handle: {held}"
+    assert not held["images_changed_while_held"], (
+        f"the pictures changed while the button was still held: the slider updates during a drag: {held}"
+    )
+    assert report["after_drag"]["readout"] == held["readout_while_held"], (
+        f"the value on release is not the one dragged to: {report}"
     )
     assert brighter.shape == first.shape, "the image changed size when only the exposure moved"
-    assert brighter.mean() > first.mean() + 1 / 255, f"more exposure did not brighten the image: {report}"
-    histograms_changed = [a["data"] != b["data"] for a, b in zip(images[1:], exposed[1:], strict=True)]
-    report["histogram_changed"] = histograms_changed
-    assert all(histograms_changed), f"the histogram image did not follow the exposure: {report['images']}"
+    assert brighter.mean() > first.mean() + 1 / 255, (
+        f"dragging exposure up did not brighten the image: {report}"
+    )
+    assert len(exposed) == len(images) >= 2, f"expected the picture and its histogram: {report['images']}"
+    hist_before, hist_after = _decode(images[1]), _decode(exposed[1])
+    assert hist_before.shape == hist_after.shape, "the histogram image changed size"
+    changed = float((np.abs(hist_after - hist_before).max(axis=2) > 0.1).mean())
+    report["histogram"] = {
+        "pixels_changed": changed,
+        "orange_x_before": _orange_x(hist_before),
+        "orange_x_after": _orange_x(hist_after),
+    }
+    assert changed > 0.01, f"the histogram image did not follow the exposure: {report['histogram']}"
+    assert report["histogram"]["orange_x_after"] > report["histogram"]["orange_x_before"] + 0.01, (
+        f"the simulated histogram did not move to brighter code values: {report['histogram']}"
+    )
 
     # More shot noise: neighbouring pixels must differ more.
     t0 = time.monotonic()
