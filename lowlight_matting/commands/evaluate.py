@@ -47,6 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "image/ + alpha/ (or fg/ + alpha/ + bg/)",
     )
     parser.add_argument(
+        "--layout",
+        default="auto",
+        choices=["auto", "image_alpha", "fg_alpha_bg"],
+        help="how to read a DIR: auto (default: a foreground folder means fg/ + alpha/ + bg/), image_alpha "
+        "(photos + mattes, e.g. AM-2k's train/, which also holds fg/) or fg_alpha_bg",
+    )
+    parser.add_argument(
         "--lowlight",
         action="store_true",
         help="also evaluate the same images through the low-light simulator (fixed --seed)",
@@ -138,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
             n=None if args.n == 0 and args.data not in ("synthetic",) else args.n,
             size=args.size,
             seed=args.seed,
+            layout=args.layout,
         )
         results = evaluate_checkpoints(
             models,

@@ -86,6 +86,7 @@ def make_test_sets(
     seed: int = 0,
     normal: bool = True,
     simulator: Any | None = None,
+    layout: str = "auto",
 ) -> dict[str, Any]:
     """Test sets by name.
 
@@ -98,6 +99,9 @@ def make_test_sets(
             :class:`~lowlight_matting.data.LowLightPairs` (every image darkened; ``item["normal"]`` kept).
         normal: keep the undarkened set (named ``"normal"``, or after the folder for data from disk).
         seed: seeds the synthetic data and the simulation; the same seed gives the same test sets.
+        layout: for a folder, ``"auto"``, ``"image_alpha"`` or ``"fg_alpha_bg"`` (see
+            :class:`~lowlight_matting.data.FolderMattingDataset`; AM-2k's ``train/`` needs ``"image_alpha"``
+            to be read as photos rather than foregrounds over new backgrounds).
 
     Returns:
         ``{name: dataset}``; each dataset has ``len`` and items with ``image`` uint8 (H, W, 3) and ``alpha``.
@@ -120,7 +124,7 @@ def make_test_sets(
         root = Path(data)
         if not root.is_dir():
             raise FileNotFoundError(f"--data {root}: not 'synthetic', 'samples' or an existing folder")
-        base = FolderMattingDataset(root)
+        base = FolderMattingDataset(root, layout=layout)
         if n is not None:
             base = _Subset(base, n)
         base_name = root.name or "data"

@@ -2,6 +2,7 @@
 every model format ``matte`` takes (.pt, .safetensors, .onnx, shipped names); one-line usage errors with
 status 2."""
 
+import pytest
 import torch
 
 from lowlight_matting.checkpoint import save_checkpoint
@@ -88,6 +89,33 @@ def test_evaluate_folder_with_trimap_folder(tmp_path):
     rows = read_csv(out / "metrics.csv")
     assert [r["name"] for r in rows] == ["p0", "p1"] and all(r["region"] == "unknown" for r in rows)
     assert (out / "figures" / "hardest_testset.png").is_file()
+
+
+def test_evaluate_layout_reads_am2k_train_as_photos(tmp_path):
+    """AM-2k's train/ holds fg/ beside original/ + mask/: auto composites the foregrounds over new
+    backgrounds, --layout image_alpha scores the photos themselves."""
+    from lowlight_matting.data import SyntheticMattingDataset
+
+    root = tmp_path / "AM-2k" / "train"
+    ds = SyntheticMattingDataset(2, size=36, seed=5)
+    for i in range(2):
+        it = ds[i]
+        write_image(root / "original" / f"m{i}.png", it["image"])
+        write_image(root / "mask" / f"m{i}.png", it["alpha"])
+        write_image(root / "fg" / f"m{i}.png", it["fg"])
+    ckpt = make_checkpoint(tmp_path / "m.pt", 0)
+    args = ["evaluate", "--checkpoint", str(ckpt), "--data", str(root), "--figures", "0", "--quiet"]
+    brightness = {}
+    for layout in ("auto", "image_alpha"):
+        assert main([*args, "--layout", layout, "--out", str(tmp_path / layout)]) == 0
+        brightness[layout] = [r["brightness"] for r in read_csv(tmp_path / layout / "metrics.csv")]
+    from lowlight_matting.color import mean_luminance
+
+    assert brightness["image_alpha"] == [pytest.approx(mean_luminance(ds[i]["image"])) for i in range(2)]
+    assert brightness["auto"] != brightness["image_alpha"]  # composited over other backgrounds
+    with pytest.raises(SystemExit) as e:  # argparse's usage error
+        main([*args, "--layout", "bogus", "--out", str(tmp_path / "x")])
+    assert e.value.code == 2
 
 
 def test_evaluate_reports_missing_checkpoint(tmp_path, capsys):
