@@ -68,7 +68,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "image_brightness",
     ),
     "export": ("export_onnx", "save_weights"),
-    "weights": ("SHIPPED", "load_model", "read_model_file", "shipped_path"),
+    "weights": ("SHIPPED", "interpolate_weights", "load_model", "read_model_file", "shipped_path"),
     "train": ("train", "preset", "load_config", "pretrain_llie"),
     "checkpoint": ("save_checkpoint", "load_checkpoint", "model_from_checkpoint", "CheckpointError"),
     "io": ("read_image", "read_alpha", "write_image", "scan_images", "atomic_write", "ImageReadError"),

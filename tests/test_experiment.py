@@ -239,7 +239,7 @@ def test_ablation_variants_remove_one_ingredient_each():
     """Each variant's config differs from the recipe in exactly what its name says."""
     cfg = ex.finetune_config("quick", seed=0, out_dir="/tmp/x")
     v = {name: ex.apply_ingredients(cfg, ing) for name, ing in ex.ABLATIONS}
-    assert len(v) == len(ex.ABLATIONS) == 8
+    assert len(v) == len(ex.ABLATIONS) == 9
     assert v["full recipe"].to_dict() == cfg.to_dict()
     noll = v["no LLIE"]
     assert noll.model.llie is None and [s.objective for s in noll.stages] == ["matting"] * 3
@@ -249,11 +249,17 @@ def test_ablation_variants_remove_one_ingredient_each():
     mse = v["no SSIM/edge terms (MSE only)"].loss
     assert (mse.ssim, mse.edge, mse.dynamic, mse.mse) == (0.0, 0.0, False, 1.0)
     single = v["single stage instead of three"].stages
-    assert [s.objective for s in single] == ["llie", "matting"] and single[1].freeze == []
+    assert [s.objective for s in single] == ["llie", "matting"] and single[1].freeze == ["norm_stats"]
     assert single[1].steps == sum(s.steps for s in cfg.stages if s.objective == "matting")
     assert v["low-light data only (no normal mix)"].data.p_lowlight == 1.0
     assert v["control: same steps, normal light only"].data.p_lowlight == 0.0
     assert 0 < cfg.data.p_lowlight < 1
+    bn = v["BatchNorm statistics updated (as in the article)"]
+    assert (
+        [s.freeze for s in bn.stages]
+        == [[f for f in s.freeze if f != "norm_stats"] for s in cfg.stages]
+        != [s.freeze for s in cfg.stages]
+    )
 
 
 def test_quick_fine_tune_is_the_articles_recipe_from_the_shipped_base():
@@ -262,7 +268,11 @@ def test_quick_fine_tune_is_the_articles_recipe_from_the_shipped_base():
     assert cfg.model.init_checkpoint == "cvunet-base" and cfg.model.llie == "zero_dce_pp"
     llie, head, partial, full = cfg.stages
     assert (llie.objective, llie.freeze, llie.p_lowlight) == ("llie", ["all_but_llie"], 1.0)
-    assert head.freeze == ["all_but_head"] and partial.freeze == ["encoder.stages[:3]"] and full.freeze == []
+    assert head.freeze == ["all_but_head", "norm_stats"] and partial.freeze == [
+        "encoder.stages[:3]",
+        "norm_stats",
+    ]
+    assert full.freeze == ["norm_stats"]  # our addition: BatchNorm statistics stay the base's
     assert full.freeze_llie_after == 0.5
     assert head.steps * 2 == pytest.approx(partial.steps, abs=1) and head.steps * 3 == pytest.approx(
         full.steps, abs=1

@@ -24,6 +24,7 @@ from lowlight_matting.experiment.report import (
     headroom,
     render_ablation,
     render_report,
+    tradeoff_rows,
     verdict,
 )
 from lowlight_matting.experiment.run import (
@@ -36,6 +37,7 @@ from lowlight_matting.experiment.run import (
     run_ablation,
     run_experiment,
     run_seeds,
+    weight_tradeoff,
 )
 from lowlight_matting.experiment.seeds import format_mean_sd, render_seeds, summarize_seeds, write_seeds
 
@@ -69,6 +71,8 @@ __all__ = [
     "run_experiment",
     "run_seeds",
     "summarize_seeds",
+    "tradeoff_rows",
     "verdict",
+    "weight_tradeoff",
     "write_seeds",
 ]

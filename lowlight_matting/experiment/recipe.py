@@ -67,6 +67,7 @@ class Ingredients:
     ssim_edge: bool = True  # SSIM + Sobel edge terms (False: MSE only)
     staged: bool = True  # three matting stages (False: one stage, everything trainable, same steps)
     mixed: bool = True  # normal-light samples mixed in (False: every sample darkened)
+    norm_stats: bool = True  # BatchNorm statistics held at the base's (False: updated, as in the article)
 
 
 ABLATIONS: tuple[tuple[str, Ingredients], ...] = (
@@ -77,6 +78,7 @@ ABLATIONS: tuple[tuple[str, Ingredients], ...] = (
     ("no SSIM/edge terms (MSE only)", Ingredients(ssim_edge=False)),
     ("single stage instead of three", Ingredients(staged=False)),
     ("low-light data only (no normal mix)", Ingredients(mixed=False)),
+    ("BatchNorm statistics updated (as in the article)", Ingredients(norm_stats=False)),
     ("control: same steps, normal light only", Ingredients(lowlight_data=False)),
 )
 """The ablation's variants: the full recipe, each ingredient removed in turn, and a longer-training control."""
@@ -122,12 +124,15 @@ def apply_ingredients(cfg: TrainConfig, ing: Ingredients) -> TrainConfig:
         one = StageConfig(
             name="single",
             lr=matting[0].lr,
-            freeze=[],
+            freeze=[f for f in matting[-1].freeze if f == "norm_stats"],
             steps=total,
             epochs=sum(s.epochs for s in matting),
             freeze_llie_after=matting[-1].freeze_llie_after if out.model.llie else None,
         )
         stages = [s for s in stages if s.objective != "matting"] + [one]
+    if not ing.norm_stats:
+        for s in stages:
+            s.freeze = [f for f in s.freeze if f != "norm_stats"]
     out.stages = stages
     if not ing.ssim_edge:
         out.loss = dataclasses.replace(out.loss, ssim=0.0, edge=0.0, dynamic=False)

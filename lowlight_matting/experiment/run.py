@@ -12,7 +12,9 @@
 4. **fine-tune** with the article's recipe (:mod:`lowlight_matting.experiment.recipe`): one
    :func:`lowlight_matting.train.train` call, whose run folder (``runs/finetune/config.yaml``) reruns it
    from the command line.
-5. **evaluate** the fine-tuned model on the same test sets; 6. **report** (:mod:`.report`, :mod:`.figures`).
+5. **evaluate** the fine-tuned model on the same test sets, and the weight interpolations between base and
+   fine-tune (:func:`weight_tradeoff`: what keeping normal light costs in the dark);
+6. **report** (:mod:`.report`, :mod:`.figures`).
 
 ``ablation=True`` then re-runs the fine-tune with one ingredient removed at a time (same base, same data,
 same steps) and ``seeds`` repeats the whole run per seed.
@@ -68,6 +70,7 @@ __all__ = [
     "run_ablation",
     "run_experiment",
     "run_seeds",
+    "weight_tradeoff",
 ]
 
 MARKER = ".lowlight-matting-demo.json"
@@ -137,6 +140,26 @@ def evaluate_on(model, tests: TestSets, device: str, progress: bool = False) -> 
             per = {k: [float(r[k]) for r in rs] for k in METRICS}
             out[light][region] = {"mean": {k: float(np.mean(v)) for k, v in per.items()}, "per_image": per}
     return out
+
+
+TRADEOFF_T = (0.25, 0.5, 0.75)
+"""Points between the base (t = 0) and the fine-tune (t = 1) at which the demo measures both test sets."""
+
+
+def weight_tradeoff(
+    base_model, ft_model, tests: TestSets, device: str, ts: Sequence[float] = TRADEOFF_T
+) -> list[dict[str, Any]]:
+    """Whole-image mean metrics of the weight interpolation
+    :func:`~lowlight_matting.weights.interpolate_weights` ``(base, fine-tune, t)`` for each ``t`` in ``ts``,
+    on both test sets: ``[{"t": t, "lowlight": {metric: mean}, "normal": {...}}]``. It measures what
+    keeping normal light would cost in the dark (WiSE-FT, Wortsman et al. 2022): the report's trade-off."""
+    from lowlight_matting.weights import interpolate_weights
+
+    rows = []
+    for t in ts:
+        ev = evaluate_on(interpolate_weights(base_model, ft_model, t).to(device).eval(), tests, device)
+        rows.append({"t": float(t), **{x: ev[x]["whole"]["mean"] for x in ("lowlight", "normal")}})
+    return rows
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -273,6 +296,8 @@ def run_experiment(
     ev_ft = evaluate_on(ft_model, tests, dev, progress)
     shutil.copyfile(ft_dir / "last.pt", out / "finetuned.pt")
     clock.phase("evaluate_finetuned")
+    tradeoff = weight_tradeoff(base_model, ft_model, tests, dev)
+    clock.phase("tradeoff")
 
     results: dict[str, Any] = {
         light: {"baseline": ev_base[light]["whole"]["mean"], "finetuned": ev_ft[light]["whole"]["mean"]}
@@ -302,6 +327,7 @@ def run_experiment(
             "source": str(cfg.model.init_checkpoint) if cfg_b is None else "trained here",
             "config": cfg_b.to_dict() if cfg_b else None,
         },
+        tradeoff=tradeoff,
         config=_summary(cfg, cfg_b),
         finetune_config=cfg.to_dict(),
         versions=_versions(),

@@ -17,7 +17,15 @@ Specs name parts of a :class:`~lowlight_matting.models.CVUNet`:
 ``"head"``                 the output head
 ``"all_but_head"``         everything except the head (the article's stage 1)
 ``"all_but_llie"``         everything except the LLIE (its pre-training)
+``"norm_stats"``           only the running statistics of every normalisation layer; their weights and
+                           biases keep training (mmcv's ``norm_eval``)
 =========================  ======================================================
+
+``"norm_stats"`` is for fine-tuning on a mixture the base never saw: batches of 16 with half of them darkened
+move every BatchNorm's running mean/variance away from the normal-light statistics the base was trained with,
+and the model then matters normal-light photos worse. Holding them (and letting the affine weights adapt)
+is the usual cure for small-batch fine-tuning (e.g. mmdetection's ``norm_eval=True``, Detectron2's
+``FrozenBatchNorm2d``).
 
 Example:
     >>> from torch import nn
@@ -49,7 +57,7 @@ __all__ = [
 
 PARTS = ("llie", "encoder", "decoder", "head")
 _SPEC = re.compile(
-    r"^(llie|encoder|decoder|head|all_but_head|all_but_llie)(?:\.stages\[(-?\d*)(?::(-?\d*))?\])?$"
+    r"^(llie|encoder|decoder|head|all_but_head|all_but_llie|norm_stats)(?:\.stages\[(-?\d*)(?::(-?\d*))?\])?$"
 )
 
 # model -> the normalisation layers held in eval mode (weak: nothing is kept alive)
@@ -67,7 +75,7 @@ def parse_spec(spec: str) -> tuple[str, slice | int | None]:
     if not m:
         raise ValueError(
             f"unknown freeze spec {spec!r}; use one of llie, encoder, encoder.stages[:k], encoder.stages[i], "
-            "decoder, head, all_but_head, all_but_llie"
+            "decoder, head, all_but_head, all_but_llie, norm_stats"
         )
     part, start, stop = m.group(1), m.group(2), m.group(3)
     if start is None:
@@ -84,6 +92,8 @@ def parse_spec(spec: str) -> tuple[str, slice | int | None]:
 
 def _resolve(model: nn.Module, spec: str) -> list[nn.Module]:
     part, index = parse_spec(spec)
+    if part == "norm_stats":
+        return []  # no parameters: apply_freeze holds the statistics
     if part.startswith("all_but_"):
         keep = part.removeprefix("all_but_")
         if keep == "llie" and getattr(model, "llie", None) is None:
@@ -125,7 +135,7 @@ def apply_freeze(model: nn.Module, specs: Iterable[str]) -> dict[str, int]:
 
     Frozen parts: ``requires_grad=False`` on their parameters, and their normalisation layers with running
     statistics (BatchNorm, SyncBatchNorm, InstanceNorm with ``track_running_stats``) held in eval mode even
-    after ``model.train()``. Calling it again (next stage) first undoes the previous freeze.
+    after ``model.train()``; ``"norm_stats"`` holds every such layer of the model (parameters untouched). Calling it again (next stage) first undoes the previous freeze.
 
     Returns ``{"frozen": n, "trainable": n}`` parameter counts (elements, not tensors).
     """
@@ -133,15 +143,17 @@ def apply_freeze(model: nn.Module, specs: Iterable[str]) -> dict[str, int]:
     modules = [m for spec in specs for m in _resolve(model, spec)]
     _release(model)
     model.requires_grad_(True)
-    norms = []
     for module in modules:
         module.requires_grad_(False)
+    held = [model] if any(parse_spec(s)[0] == "norm_stats" for s in specs) else modules
+    norms: dict[int, nn.Module] = {}
+    for module in held:
         for sub in module.modules():
             if isinstance(sub, nn.modules.batchnorm._NormBase) and sub.track_running_stats:
                 sub.__dict__["train"] = types.MethodType(_stay_eval, sub)  # found before nn.Module.train
                 sub.eval()
-                norms.append(sub)
-    _STATE[model] = {"norms": norms, "specs": specs}
+                norms[id(sub)] = sub
+    _STATE[model] = {"norms": list(norms.values()), "specs": specs}
     return {"frozen": _count(model, False), "trainable": _count(model, True)}
 
 

@@ -7,9 +7,10 @@
   file or sizes an allocation beyond the schema's bounds; non-finite weights are refused.
 - :func:`load_model`: random-init build from the validated config, then the state dict (eval mode).
 - :func:`load_shipped_into`: what ``build_model(..., pretrained="cvunet-base")`` uses.
+- :func:`interpolate_weights`: the line between a base and its fine-tune (WiSE-FT).
 
 Modules: :mod:`.files` reads (and imports no model code: ``build_model`` uses it for shipped names),
-:mod:`.load` builds; :mod:`.card` renders the model cards.
+:mod:`.load` builds; :mod:`.interpolate` blends two models' weights; :mod:`.card` renders the model cards.
 """
 
 from .files import (
@@ -25,6 +26,7 @@ from .files import (
     read_model_file,
     shipped_path,
 )
+from .interpolate import interpolate_weights
 from .load import load_model
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "WEIGHTS_FORMAT",
     "CheckpointError",
     "read_checkpoint",
+    "interpolate_weights",
     "is_weights_file",
     "load_model",
     "load_shipped_into",

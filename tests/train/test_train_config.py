@@ -178,7 +178,13 @@ def test_article_stages_split_steps_10_20_30():
         ("partial", 200, 5e-5),
         ("full", 300, 1e-5),
     ]
-    assert [s.freeze for s in stages] == [["all_but_head"], ["encoder.stages[:3]"], []]
+    held = ["norm_stats"]  # BatchNorm statistics stay the base's (our addition to the article's freezes)
+    assert [s.freeze for s in stages] == [["all_but_head", *held], ["encoder.stages[:3]", *held], held]
+    assert [s.freeze for s in article_stages(600, norm_stats=False)] == [
+        ["all_but_head"],
+        ["encoder.stages[:3]"],
+        [],
+    ]
     assert stages[2].freeze_llie_after is None  # no pre-trained LLIE: nothing to freeze late
     by_epochs = article_stages(None, llie_steps=50)
     assert [(s.name, s.objective, s.steps, s.epochs) for s in by_epochs] == [

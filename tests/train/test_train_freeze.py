@@ -130,3 +130,35 @@ def test_llie_spec_freezes_only_the_llie():
     assert apply_freeze(model, ["llie"]) == {"frozen": n_llie, "trainable": total - n_llie}
     head = sum(p.numel() for p in model.head.parameters())
     assert apply_freeze(model, ["all_but_head", "llie"]) == {"frozen": total - head, "trainable": head}
+
+
+def test_norm_stats_holds_every_running_statistic_while_all_weights_train(bn_model):
+    """'norm_stats' keeps every BatchNorm's running mean/var fixed through train() and optimizer steps, while
+    all parameters (BatchNorm's affine weights included) stay trainable and change."""
+    model = bn_model
+    counts = apply_freeze(model, ["norm_stats"])
+    assert counts["frozen"] == 0
+    n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert n_bn > 0 and len(frozen_modules(model)) == n_bn
+    opt = build_optimizer(model, 1e-2, OptimConfig())
+    before_p, before_b = _snapshot(model)
+    model.train()
+    crit = MattingLoss(dynamic=False)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(2):
+        x = torch.rand(2, 3, 32, 32, generator=g) * 3
+        loss, _ = crit(model(x), torch.rand(2, 1, 32, 32, generator=g))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after_p, after_b = _snapshot(model)
+    assert before_b and all(torch.equal(before_b[k], after_b[k]) for k in before_b)
+    bn_weights = [k for k in before_p if ".bn" in k]  # timm names: encoder.body.blocks.0.0.bn1.weight
+    assert bn_weights and any(not torch.equal(before_p[k], after_p[k]) for k in bn_weights)
+    # combined with a part freeze: that part's weights stop, every statistic is still held
+    counts = apply_freeze(model, ["encoder.stages[:3]", "norm_stats"])
+    assert counts["frozen"] == sum(p.numel() for s in model.encoder.stages[:3] for p in s.parameters())
+    assert len(frozen_modules(model)) == n_bn
+    apply_freeze(model, [])
+    model.train()
+    assert all(m.training for m in model.modules())
