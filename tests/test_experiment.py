@@ -9,6 +9,7 @@ import torch
 
 from lowlight_matting import experiment as ex
 from lowlight_matting.commands import demo
+from lowlight_matting.experiment.run import TRADEOFF_T
 
 METRIC_KEYS = {"sad", "mse", "grad", "conn"}
 
@@ -65,6 +66,9 @@ def test_results_json_has_the_issue_shape(fast_run):
     assert r["preset"] == "fast" and r["device"].startswith("cpu")
     assert r["base"]["source"] == "trained here"
     assert sum(b["n"] for b in r["lowlight_by_brightness"]) == r["n_test"]
+    # the weight line between base and fine-tune, measured on both test sets
+    assert [p["t"] for p in r["tradeoff"]] == list(TRADEOFF_T)
+    assert all(set(p[light]) == METRIC_KEYS for p in r["tradeoff"] for light in ("lowlight", "normal"))
 
 
 def test_checkpoints_load_by_the_one_loader_and_predict(fast_run):

@@ -79,6 +79,34 @@ def test_headroom_uses_the_normal_light_baseline_as_reference():
     assert "| change that would reach the normal-light reference | 0% | -50% |" in text
 
 
+def test_tradeoff_section_finds_the_last_point_that_keeps_normal_light():
+    """The weight line: changes vs the baseline per t (the fine-tune itself as t = 1), and the sentence names
+    the largest measured t whose normal-light changes all stay within the tolerance, with its dark gains."""
+    r = _results(normal_ft_sad=12.0)  # the fine-tune loses 20 % SAD in daylight
+    assert ex.tradeoff_rows(r) == [] and "What keeping normal light costs" not in ex.render_report(r)
+    m = r["normal"]["baseline"]
+    r["tradeoff"] = [
+        {"t": 0.75, "lowlight": dict(r["lowlight"]["baseline"], sad=10.0), "normal": dict(m, sad=10.8)},
+        {"t": 0.25, "lowlight": dict(r["lowlight"]["baseline"], sad=18.0), "normal": dict(m, sad=10.1)},
+        {"t": 0.5, "lowlight": dict(r["lowlight"]["baseline"], sad=15.0), "normal": dict(m, sad=10.4)},
+    ]
+    rows = ex.tradeoff_rows(r)
+    assert [x["t"] for x in rows] == [0.25, 0.5, 0.75, 1.0]
+    assert [x["normal_ok"] for x in rows] == [True, True, False, False]
+    assert rows[1]["lowlight"]["sad"] == pytest.approx(-0.25) and rows[3]["normal"]["sad"] == pytest.approx(
+        0.2
+    )
+    text = ex.render_report(r)
+    assert "| 0.50 | 0% | -25% | 0% | 0% | 0% | +4% | 0% | 0% |" in text
+    assert "up to t = 0.50 of the measured points; there the low-light changes are MSE 0%, SAD -25%" in text
+    r["normal"]["finetuned"] = dict(m)
+    assert "The fine-tuned model itself (t = 1) keeps normal light within 5%" in ex.render_report(r)
+    r["normal"]["finetuned"] = dict(m, sad=12.0)
+    for x in r["tradeoff"]:
+        x["normal"] = dict(m, sad=11.0)
+    assert "No measured point keeps normal light within 5%" in ex.render_report(r)
+
+
 def test_report_gives_bootstrap_intervals_when_per_image_values_are_kept():
     r = _results()
     assert "lowlight_ci" not in ex.verdict(r) and "95 % interval of our change" not in ex.render_report(r)

@@ -188,3 +188,41 @@ def test_files_that_are_not_files_are_named_not_opened(tmp_path):
         with pytest.raises(CheckpointError, match=f"{name}.*{words}"):
             load_model(tmp_path / name)
     assert not is_weights_file(tmp_path / "pipe.pt")
+
+
+# ------------------------------------------------------------------------------------ weight interpolation
+def test_interpolate_weights_is_the_straight_line_between_base_and_fine_tune(model):
+    """t = 0 gives the base's shared tensors, t = 1 the fine-tune's, t = 0.3 the weighted mean; the front end
+    (only in the fine-tune) and integer buffers stay the fine-tune's; the inputs are not modified."""
+    from lowlight_matting.weights import interpolate_weights
+
+    torch.manual_seed(1)
+    ft = build_model("test_convnext", llie="zero_dce_pp").eval()
+    for p in ft.parameters():  # a fine-tune that moved every weight (the LLIE's too)
+        p.data.add_(0.1 * torch.randn_like(p))
+    sb, sf = model.state_dict(), ft.state_dict()
+    before = {k: v.clone() for k, v in sf.items()}
+    shared = [k for k, v in sb.items() if v.is_floating_point()]
+    assert any(k.startswith("llie.") for k in sf) and shared
+    for t in (0.0, 0.3, 1.0):
+        st = interpolate_weights(model, ft, t).state_dict()
+        for k in shared:
+            torch.testing.assert_close(st[k], (1 - t) * sb[k] + t * sf[k], rtol=0, atol=1e-6)
+        assert all(
+            torch.equal(st[k], sf[k]) for k in sf if k.startswith("llie.") or not sf[k].is_floating_point()
+        )
+    assert all(torch.equal(before[k], v) for k, v in ft.state_dict().items())
+    base_net = interpolate_weights(model, ft, 0.0)
+    base_net.llie = None  # t = 0 without the front end is the base itself
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.testing.assert_close(base_net(x), model(x))
+
+
+def test_interpolate_weights_refuses_bad_t_and_unrelated_models(model):
+    from lowlight_matting.weights import interpolate_weights
+
+    with pytest.raises(ValueError, match=r"t must be in \[0, 1\], got 1.5"):
+        interpolate_weights(model, model, 1.5)
+    with pytest.raises(ValueError, match="share no floating-point tensor"):
+        interpolate_weights(torch.nn.Linear(2, 2), model, 0.5)
