@@ -11,6 +11,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import os
 
 NAME = "train"
 HELP = "train / fine-tune a model from a YAML config (stages, AMP, checkpoints, --resume, torchrun DDP)"
@@ -91,5 +92,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except (ConfigError, CheckpointError, FileExistsError, ValueError, OSError) as e:
         return _error(str(e).splitlines()[0] if str(e) else type(e).__name__)
-    print(f"run folder: {run_dir}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0, not one per process
+        print(f"run folder: {run_dir}")
     return 0

@@ -65,6 +65,17 @@ def test_cli_trains_a_tiny_run(tmp_path, capsys):
     assert (tmp_path / "cli" / "best.pt").is_file() and len(load_history(tmp_path / "cli")) == 1
 
 
+def test_only_rank_0_prints_the_run_folder(tmp_path, capsys, monkeypatch):
+    """Under torchrun every process runs the command; the run folder is printed once, by rank 0."""
+    import lowlight_matting.train as T
+
+    monkeypatch.setattr(T, "train", lambda cfg: tmp_path / cfg.name)
+    for rank, printed in (("1", False), ("0", True)):
+        monkeypatch.setenv("RANK", rank)
+        assert main(_tiny(tmp_path, f"rank{rank}")) == 0
+        assert ("run folder:" in capsys.readouterr().out) == printed, rank
+
+
 @pytest.mark.parametrize(
     "args, needle",
     [
