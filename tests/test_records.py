@@ -72,3 +72,21 @@ def test_readme_quotes_the_shipped_models_records():
             for k in ("mse", "sad", "grad", "conn")
         ]
         assert cells[: len(want)] == want, f"README row {name}: {cells} != record {want}"
+
+
+def test_training_record_quotes_the_run_folders_hardware(tmp_path):
+    """tools/record_training.py takes the hardware line from the run folder's environment.json (written by
+    train() where the run trained), and says so when it has to describe its own machine instead."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("record_training", REPO / "tools" / "record_training.py")
+    rt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rt)
+    here = lambda device: "this machine"  # noqa: E731
+    (tmp_path / "environment.json").write_text(json.dumps({"device": "cuda:0 (A100)", "processes": 4}))
+    assert rt._hardware(tmp_path, here) == "cuda:0 (A100), 4 processes"
+    (tmp_path / "environment.json").unlink()
+    assert (
+        rt._hardware(tmp_path, here)
+        == "this machine (the recorder's machine: the run folder has no environment.json)"
+    )

@@ -17,6 +17,7 @@ Usage (after ``lowlight-matting train --config configs/cvunet_base.yaml`` finish
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import re
 import shutil
@@ -89,6 +90,17 @@ def _loop_seconds(hist: list[dict], cfg) -> float:
     return total
 
 
+def _hardware(run_dir: Path, describe_device) -> str:
+    """Where the run trained: its ``environment.json`` (written by ``train()``); runs made before that file
+    existed get this machine's description, said to be the recorder's."""
+    try:
+        env = json.loads((run_dir / "environment.json").read_text(encoding="utf-8"))
+        procs = int(env.get("processes", 1))
+        return str(env["device"]) + (f", {procs} processes" if procs > 1 else "")
+    except (OSError, ValueError, KeyError, TypeError):
+        return describe_device("cpu") + " (the recorder's machine: the run folder has no environment.json)"
+
+
 def record(
     run_dir: Path,
     name: str,
@@ -146,7 +158,7 @@ def record(
         "summary": info["summary"],
         "commands": info["commands"],
         "commit": commit,
-        "hardware": describe_device("cpu") + ", no GPU",
+        "hardware": _hardware(run_dir, describe_device),
         "versions": f"torch {torch.__version__}, Python {platform.python_version()}",
         "model_config": dict(model.config),
         "parameters": sum(p.numel() for p in model.parameters()),

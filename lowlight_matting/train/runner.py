@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import platform
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,8 @@ import torch.distributed as dist
 from torch import nn
 
 from lowlight_matting.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from lowlight_matting.device import resolve_device
+from lowlight_matting.device import describe_device, resolve_device
+from lowlight_matting.io import write_json
 from lowlight_matting.models.llie_losses import ZeroDCELoss
 from lowlight_matting.seeding import capture_rng_state, reseed_chain, restore_rng_state, seed_everything
 from lowlight_matting.train.config import ConfigError, TrainConfig
@@ -102,8 +104,8 @@ def train(
             describes -- the same samples, drawn once by the caller for several runs.
         on_epoch_end: called (rank 0) with each pass's metrics row.
 
-    The run folder (``out_dir/name``) receives ``config.yaml``, ``metrics.csv``, ``curves.png``, ``last.pt``,
-    ``best.pt`` and, when tensorboard is installed, ``tb/``.
+    The run folder (``out_dir/name``) receives ``config.yaml``, ``environment.json``, ``metrics.csv``,
+    ``curves.png``, ``last.pt``, ``best.pt`` and, when tensorboard is installed, ``tb/``.
 
     Example (a CPU run of a few seconds on synthetic data)::
 
@@ -173,10 +175,22 @@ class _Run:
 
     def _write_config(self, resume: dict[str, Any] | None) -> None:
         """``config.yaml`` holds the config the run started with; an allowed change on resume is written
-        beside it (``config.resume-<epoch>.yaml``), never over it."""
+        beside it (``config.resume-<epoch>.yaml``), never over it. ``environment.json`` says where the run
+        trained (device, processes, versions; ``environment.resume-<epoch>.json`` for each resume): a record
+        made later, elsewhere, quotes it instead of describing its own machine."""
         if not self.info.is_main:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        env = "environment.json" if resume is None else f"environment.resume-{resume.get('epoch', 0)}.json"
+        write_json(
+            self.run_dir / env,
+            {
+                "device": describe_device(self.device),
+                "processes": self.info.world_size,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+            },
+        )
         if resume is None:
             save_config(self.cfg, self.run_dir / "config.yaml")
         elif getattr(self, "config_changed", None):

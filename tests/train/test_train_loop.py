@@ -1,6 +1,7 @@
 """The training loop on tiny CPU runs: the joint flip, mixed precision, LLIE stages, the composition term,
 non-finite losses and weights, and what a run folder holds."""
 
+import json
 import math
 
 import numpy as np
@@ -275,6 +276,8 @@ def test_run_folder_contents_and_checkpoints(tmp_path):
     run = train(cfg)
     for f in ("config.yaml", "metrics.csv", "curves.png", "last.pt", "best.pt"):
         assert (run / f).is_file(), f
+    env = json.loads((run / "environment.json").read_text())  # where it trained, for records made elsewhere
+    assert env["device"].startswith("cpu (") and env["processes"] == 1 and env["torch"] == torch.__version__
     rows = load_history(run)
     assert [(r["epoch"], r["stage"], r["stage_name"]) for r in rows] == [(1, 1, "s"), (2, 1, "s")]
     for key in ("train_total", "train_mse", "train_edge", "val_mse", "val_normal_mse", "lr"):
