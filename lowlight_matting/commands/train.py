@@ -11,7 +11,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import os
 
 NAME = "train"
 HELP = "train / fine-tune a model from a YAML config (stages, AMP, checkpoints, --resume, torchrun DDP)"
@@ -61,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     from lowlight_matting.checkpoint import CheckpointError
     from lowlight_matting.train import ConfigError, NonFiniteLossError, load_config, preset, train
+    from lowlight_matting.train.distributed import launch_rank
 
     overrides = list(args.overrides)
     if args.out:
@@ -92,6 +92,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except (ConfigError, CheckpointError, FileExistsError, ValueError, OSError) as e:
         return _error(str(e).splitlines()[0] if str(e) else type(e).__name__)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0, not one per process
+    if launch_rank() == 0:  # under torchrun, one line from rank 0, not one per process
         print(f"run folder: {run_dir}")
     return 0

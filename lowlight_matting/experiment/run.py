@@ -157,7 +157,9 @@ def weight_tradeoff(
 
     rows = []
     for t in ts:
-        ev = evaluate_on(interpolate_weights(base_model, ft_model, t).to(device).eval(), tests, device)
+        ev = evaluate_on(
+            interpolate_weights(base_model, ft_model, t), tests, device
+        )  # a copy: eval, on device
         rows.append({"t": float(t), **{x: ev[x]["whole"]["mean"] for x in ("lowlight", "normal")}})
     return rows
 

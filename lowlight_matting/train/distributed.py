@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistInfo", "setup_distributed", "wrap"]
+__all__ = ["DistInfo", "launch_rank", "setup_distributed", "wrap"]
 
 
 @dataclass
@@ -34,6 +34,11 @@ class DistInfo:
         return self.rank == 0
 
 
+def launch_rank() -> int:
+    """This process's global rank as torchrun set it (``RANK``; 0 when not launched by torchrun)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup_distributed(device_pref: str = "auto") -> DistInfo:
     """Initialise ``torch.distributed`` from torchrun's environment (``WORLD_SIZE`` > 1), else a single process.
 
@@ -42,7 +47,7 @@ def setup_distributed(device_pref: str = "auto") -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
-    rank = int(os.environ.get("RANK", "0"))
+    rank = launch_rank()
     local = int(os.environ.get("LOCAL_RANK", str(rank)))
     created = False
     if not dist.is_initialized():

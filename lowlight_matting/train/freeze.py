@@ -135,7 +135,8 @@ def apply_freeze(model: nn.Module, specs: Iterable[str]) -> dict[str, int]:
 
     Frozen parts: ``requires_grad=False`` on their parameters, and their normalisation layers with running
     statistics (BatchNorm, SyncBatchNorm, InstanceNorm with ``track_running_stats``) held in eval mode even
-    after ``model.train()``; ``"norm_stats"`` holds every such layer of the model (parameters untouched). Calling it again (next stage) first undoes the previous freeze.
+    after ``model.train()``; ``"norm_stats"`` holds every such layer of the model (parameters untouched).
+    Calling it again (next stage) first undoes the previous freeze.
 
     Returns ``{"frozen": n, "trainable": n}`` parameter counts (elements, not tensors).
     """
