@@ -218,6 +218,15 @@ def test_the_router_uses_the_packages_one_meaning_of_dark():
         routes.add(auto.route(image).name)
         assert (auto.route(image).name == "lowlight") == is_dark(image)
     assert routes == {"normal", "lowlight"}
+    # the demo's "as deployed" numbers pick each photo's value by the same rule as the router
+    from lowlight_matting.evaluation import switch_by_brightness
+
+    images = [np.round(rng.integers(0, 256, (16, 16, 3)) * s).astype(np.uint8) for s in (0.2, 0.3, 0.5, 1.0)]
+    picked = switch_by_brightness([0.0] * 4, [1.0] * 4, [image_brightness(im) for im in images])
+    assert picked.tolist() == [float(auto.route(im).name == "lowlight") for im in images]
+    assert 0 < picked.sum() < 4
+    with pytest.raises(ValueError, match="one length"):
+        switch_by_brightness([0.0], [1.0, 2.0], [0.1])
     for bad in (0.0, 1.0, float("nan")):
         with pytest.raises(ValueError, match="threshold"):
             AutoMatter(normal, normal, threshold=bad)

@@ -66,6 +66,13 @@ def test_results_json_has_the_issue_shape(fast_run):
     assert r["preset"] == "fast" and r["device"].startswith("cpu")
     assert r["base"]["source"] == "trained here"
     assert sum(b["n"] for b in r["lowlight_by_brightness"]) == r["n_test"]
+    # every test input's brightness, so that the report can switch the two models as deployed
+    from lowlight_matting.color import DARK_THRESHOLD
+
+    assert all(len(r["brightness"][light]) == r["n_test"] for light in ("lowlight", "normal"))
+    n_dark = sum(y < DARK_THRESHOLD for y in r["brightness"]["lowlight"])
+    assert sum(b["n"] for b in r["lowlight_by_brightness"] if b["dark"] == "yes") == n_dark
+    assert "switch_normal_change" in r["verdict"] and "As deployed" in (fast_run / "report.md").read_text()
     # the weight line between base and fine-tune, measured on both test sets
     assert [p["t"] for p in r["tradeoff"]] == list(TRADEOFF_T)
     assert all(set(p[light]) == METRIC_KEYS for p in r["tradeoff"] for light in ("lowlight", "normal"))

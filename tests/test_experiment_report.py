@@ -195,3 +195,75 @@ def test_loss_curve_and_comparison_figures(tmp_path):
     ex.plot_comparison_grid([row], one, ["x"])
     assert grid.shape[0] > 1.5 * cv2.imread(str(one)).shape[0]  # two rows are taller than one
     assert grid.shape[1] > 3 * grid.shape[0] / 2  # seven columns, two rows
+
+
+def _with_switch(r, low_bright, normal_bright, per_low, per_normal):
+    """Per-image values (one list per model, the same for every metric) and input brightness for a results
+    dict; the means are set from them so that the run is consistent."""
+    r["brightness"] = {"lowlight": low_bright, "normal": normal_bright}
+    r["per_image"] = {}
+    for light, per in (("lowlight", per_low), ("normal", per_normal)):
+        r["per_image"][light] = {m: {k: list(per[m]) for k in ex.METRICS} for m in ("baseline", "finetuned")}
+        for m in ("baseline", "finetuned"):
+            r[light][m] = {k: float(np.mean(per[m])) for k in ex.METRICS}
+    return r
+
+
+def test_switched_pair_sends_only_dark_photos_to_the_fine_tune():
+    """The deployed pair: each photo below DARK_THRESHOLD takes the fine-tune's value, the others the
+    baseline's; a daylight regression of the fine-tune alone disappears when no daylight photo is dark, and
+    the dark gains shrink by the darkened photos that read bright."""
+    from lowlight_matting.color import DARK_THRESHOLD
+
+    dark, bright = DARK_THRESHOLD / 2, DARK_THRESHOLD * 2
+    r = _with_switch(
+        _results(),
+        low_bright=[dark, dark, dark, bright],
+        normal_bright=[bright, bright, bright, dark],
+        per_low={"baseline": [4.0, 4.0, 4.0, 4.0], "finetuned": [2.0, 2.0, 2.0, 2.0]},
+        per_normal={"baseline": [1.0, 1.0, 1.0, 1.0], "finetuned": [2.0, 2.0, 2.0, 1.0]},
+    )
+    sw = ex.switched(r)
+    assert sw["lowlight"]["to_finetuned"] == 3 and sw["normal"]["to_finetuned"] == 1
+    assert sw["lowlight"]["mean"]["sad"] == pytest.approx((3 * 2.0 + 4.0) / 4)
+    assert sw["normal"]["mean"]["grad"] == pytest.approx(1.0)
+    v = ex.verdict(r)
+    assert not v["normal_within_tolerance"]  # the fine-tune alone: +75 % in daylight
+    assert v["switch_lowlight_change"]["sad"] == pytest.approx(-0.375)
+    assert v["switch_normal_change"]["mse"] == pytest.approx(0.0)
+    assert v["switch_lowlight_all_better"] and v["switch_normal_within_tolerance"]
+    text = ex.render_report(r)
+    assert "### As deployed: the two models switched by brightness" in text
+    assert "| low light | 3 of 4 | -38% | -38% | -38% | -38% |" in text
+    assert "| normal light | 1 of 4 | 0% | 0% | 0% | 0% |" in text
+    assert "normal light within 5%: **yes** (worst change 0.0%)" in text
+    # a run without per-image brightness (older records) has no switch
+    del r["brightness"]
+    assert ex.switched(r) is None and "switch_lowlight_change" not in ex.verdict(r)
+    assert "As deployed" not in ex.render_report(r)
+
+
+def test_seed_summary_counts_the_switched_pair_when_every_run_kept_brightness():
+    from lowlight_matting.color import DARK_THRESHOLD
+
+    dark, bright = DARK_THRESHOLD / 2, DARK_THRESHOLD * 2
+    runs = []
+    for seed, ft_normal in ((0, 1.0), (1, 2.0)):
+        r = _with_switch(
+            _results(),
+            low_bright=[dark, dark],
+            normal_bright=[bright, dark],
+            per_low={"baseline": [4.0, 4.0], "finetuned": [2.0, 2.0]},
+            per_normal={"baseline": [1.0, 1.0], "finetuned": [1.0, ft_normal]},
+        )
+        r["config"] = {"seed": seed}
+        runs.append(r)
+    s = ex.summarize_seeds(runs)
+    assert s["switch_lowlight_change"]["sad"]["values"] == pytest.approx([-0.5, -0.5])
+    assert s["switch_normal_change"]["sad"]["values"] == pytest.approx([0.0, 0.5])
+    assert s["switch_lowlight_all_better"] == 2 and s["switch_normal_within_tolerance"] == 1
+    text = ex.render_seeds(s)
+    assert "## Deployed, switched by brightness: normal light vs baseline" in text
+    assert "normal light within 5% on every metric in 1 of 2 runs" in text
+    del runs[1]["brightness"]
+    assert "switch_lowlight_change" not in ex.summarize_seeds(runs)

@@ -45,6 +45,8 @@ def test_readme_quotes_the_recorded_numbers():
         "low light: fine-tuned vs baseline": ("lowlight_change", False),
         "normal light: fine-tuned vs baseline": ("normal_change", False),
         "share of the low-light gap closed": ("gap_closed", True),
+        "switched by brightness: low light vs baseline": ("switch_lowlight_change", False),
+        "switched by brightness: normal light vs baseline": ("switch_normal_change", False),
     }
     for label, (key, share) in rows.items():
         line = next((ln for ln in readme.splitlines() if ln.startswith(f"| {label}")), None)

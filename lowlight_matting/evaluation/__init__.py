@@ -8,7 +8,8 @@ produces both from real runs, with the metric conventions written next to the nu
   simulator, or a folder), trimaps, models from any shipped format (:func:`load_models`: ``.pt``,
   ``.safetensors``, ``.onnx``, shipped names) and their alphas (:func:`predict_alphas`);
 - :mod:`.stats` — :func:`summarize`, :func:`relative_change`, :func:`bootstrap_relative_change`,
-  :func:`brightness_bins` (the dark bins are those below ``color.DARK_THRESHOLD``), :func:`hardest`;
+  :func:`brightness_bins` (the dark bins are those below ``color.DARK_THRESHOLD``),
+  :func:`switch_by_brightness` (two models as the brightness switch deploys them), :func:`hardest`;
 - :mod:`.report` — the one formatter (:func:`format_metric`, :func:`format_change`, :func:`metrics_table`),
   :func:`comparison_table`, :func:`brightness_table`, :func:`conventions`, ``summary.md``, the per-image CSV;
 - :mod:`.plots` — :func:`plot_hardest` (input / truth / alphas / errors, zoomed on hair),
@@ -81,6 +82,7 @@ from lowlight_matting.evaluation.stats import (
     relative_change,
     relative_changes,
     summarize,
+    switch_by_brightness,
 )
 
 __all__ = [
@@ -105,6 +107,7 @@ __all__ = [
     "is_dark_bin",
     "bin_by_brightness",
     "brightness_bins",
+    "switch_by_brightness",
     "hardest",
     "METRIC_TITLES",
     "ARTICLE",

@@ -10,6 +10,8 @@ One definition of each, used by the evaluation reports, the demo's report and th
 - :func:`bin_by_brightness` / :func:`brightness_bins` — images grouped by the mean linear luminance of their
   input (:func:`lowlight_matting.color.mean_luminance`), with the package's one meaning of "dark",
   :data:`lowlight_matting.color.DARK_THRESHOLD`, as one of the bin edges;
+- :func:`switch_by_brightness` — per-image values of two models switched by brightness, as
+  :class:`lowlight_matting.deploy.AutoMatter` deploys them;
 - :func:`hardest` — the images with the largest error, for the figures.
 
 A record is one dict per (model, image) as :func:`lowlight_matting.evaluation.evaluate_models` returns them:
@@ -38,6 +40,7 @@ __all__ = [
     "is_dark_bin",
     "bin_by_brightness",
     "brightness_bins",
+    "switch_by_brightness",
     "hardest",
 ]
 
@@ -211,6 +214,33 @@ def brightness_bins(
             row[m] = {k: float(np.mean([r[k] for r in rs])) for k in metrics} if rs else {}
         rows.append(row)
     return rows
+
+
+def switch_by_brightness(
+    normal: Sequence[float],
+    lowlight: Sequence[float],
+    brightness: Sequence[float],
+    threshold: float = DARK_THRESHOLD,
+) -> np.ndarray:
+    """Per-image values of two models deployed together and switched by brightness.
+
+    ``out[i] = lowlight[i]`` when ``brightness[i] < threshold``, else ``normal[i]``: the rule of
+    :class:`lowlight_matting.deploy.AutoMatter` (and of ``lowlight-matting matte`` by default), with
+    ``brightness`` the mean linear luminance of each input image and the package's one meaning of "dark",
+    :data:`~lowlight_matting.color.DARK_THRESHOLD`. ``normal`` / ``lowlight``: one metric value per image of
+    the model for normal and for dark photos, same images in the same order.
+
+    Example:
+        >>> switch_by_brightness([1.0, 2.0], [0.5, 0.5], [0.01, 0.5]).tolist()
+        [0.5, 2.0]
+    """
+    n, low, y = (np.asarray(v, dtype=np.float64) for v in (normal, lowlight, brightness))
+    if not (n.shape == low.shape == y.shape and n.ndim == 1):
+        raise ValueError(
+            f"normal, lowlight, brightness: need three 1-D sequences of one length, got shapes "
+            f"{n.shape}, {low.shape}, {y.shape}"
+        )
+    return np.where(y < threshold, low, n)
 
 
 # ------------------------------------------------------------------------------------------------ hardest

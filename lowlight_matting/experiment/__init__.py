@@ -1,10 +1,19 @@
 """The main job: the article's experiment end to end (``lowlight-matting demo``, ``make demo``).
 
 :mod:`.recipe` (which base, which fine-tune config, the ablation's variants), :mod:`.run` (orchestration),
-:mod:`.report` (tables, verdict, intervals, headroom, Markdown), :mod:`.seeds` (several seeds) and
+:mod:`.analysis` (what a run's numbers show: verdict, intervals, headroom, the switched pair, the
+weight line), :mod:`.report` (tables, Markdown), :mod:`.seeds` (several seeds) and
 :mod:`.figures` (PNGs).
 """
 
+from lowlight_matting.experiment.analysis import (
+    NORMAL_TOLERANCE,
+    confidence_intervals,
+    headroom,
+    switched,
+    tradeoff_rows,
+    verdict,
+)
 from lowlight_matting.experiment.figures import plot_comparison_grid, plot_loss_curves
 from lowlight_matting.experiment.recipe import (
     ABLATIONS,
@@ -15,18 +24,7 @@ from lowlight_matting.experiment.recipe import (
     base_config,
     finetune_config,
 )
-from lowlight_matting.experiment.report import (
-    ARTICLE,
-    METRIC_TITLES,
-    METRICS,
-    NORMAL_TOLERANCE,
-    confidence_intervals,
-    headroom,
-    render_ablation,
-    render_report,
-    tradeoff_rows,
-    verdict,
-)
+from lowlight_matting.experiment.report import ARTICLE, METRIC_TITLES, METRICS, render_ablation, render_report
 from lowlight_matting.experiment.run import (
     MARKER,
     TEST_SEED,
@@ -71,6 +69,7 @@ __all__ = [
     "run_experiment",
     "run_seeds",
     "summarize_seeds",
+    "switched",
     "tradeoff_rows",
     "verdict",
     "weight_tradeoff",

@@ -1,21 +1,22 @@
 """The demo's report: the article's table with relative changes, the verdict, 95 % intervals, headroom, the
-ablation and several seeds (``report.md``, ``ablation.md``, ``seeds.md``, ``seeds.json``).
+switched pair, the weight line and the ablation (``report.md``, ``ablation.md``).
 
 Everything here reads a results dict (what ``results.json`` holds) and renders it; nothing trains or
-evaluates, so a committed record can be re-rendered from its JSON alone. Numbers are formatted and
-compared by :mod:`lowlight_matting.evaluation` (one :func:`format_change`, :func:`format_metric`,
-:func:`metrics_table`, :func:`relative_change` and :func:`bootstrap_relative_change` for the whole
-package); the figures are in :mod:`lowlight_matting.experiment.figures`.
+evaluates, so a committed record can be re-rendered from its JSON alone. What the numbers show is derived in
+:mod:`lowlight_matting.experiment.analysis`; numbers are formatted and compared by
+:mod:`lowlight_matting.evaluation` (one :func:`format_change`, :func:`format_metric`, :func:`metrics_table`
+and :func:`relative_change` for the whole package); the figures are in
+:mod:`lowlight_matting.experiment.figures`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
+from lowlight_matting.color import DARK_THRESHOLD
 from lowlight_matting.evaluation import (
     ARTICLE,
     METRIC_TITLES,
@@ -27,16 +28,26 @@ from lowlight_matting.evaluation import (
     relative_change,
 )
 from lowlight_matting.evaluation import relative_changes as comparison_rows
+from lowlight_matting.experiment.analysis import (
+    NORMAL_TOLERANCE,
+    _num,
+    confidence_intervals,
+    headroom,
+    switched,
+    tradeoff_rows,
+    verdict,
+)
 
 __all__ = [
-    # defined here
+    "render_report",
+    "render_ablation",
+    # what a run shows (lowlight_matting.experiment.analysis), re-exported for the renderers' callers
     "NORMAL_TOLERANCE",
     "verdict",
     "confidence_intervals",
     "headroom",
+    "switched",
     "tradeoff_rows",
-    "render_report",
-    "render_ablation",
     # the evaluation's one definition of each, re-exported under the names the demo has always used
     "METRICS",
     "METRIC_TITLES",
@@ -47,92 +58,6 @@ __all__ = [
     "format_metric",
     "metrics_table",
 ]
-
-NORMAL_TOLERANCE = 0.05
-"""The fine-tuned model may lose at most this fraction (5%) against the baseline on normal light."""
-
-
-# --------------------------------------------------------------------------------------------------------
-# verdict, intervals, headroom, report
-# --------------------------------------------------------------------------------------------------------
-def verdict(results: dict, tolerance: float = NORMAL_TOLERANCE) -> dict[str, Any]:
-    """What the run shows: does the fine-tuned model win in the dark on every metric, and keep normal light?
-
-    Returns ``lowlight_all_better`` (bool), ``normal_within_tolerance`` (bool: no metric worse by more than
-    ``tolerance``), ``normal_worst_change`` and the per-metric relative changes of both test sets.
-    """
-    low = comparison_rows(results["lowlight"]["baseline"], results["lowlight"]["finetuned"])
-    nor = comparison_rows(results["normal"]["baseline"], results["normal"]["finetuned"])
-    worst = max(nor.values())
-    return {
-        "lowlight_change": low,
-        "normal_change": nor,
-        "lowlight_all_better": all(v < 0 for v in low.values()),
-        "normal_worst_change": worst,
-        "normal_within_tolerance": bool(worst <= tolerance),
-        "article_change": comparison_rows(ARTICLE["baseline"], ARTICLE["finetuned"]),
-        **headroom(results),
-        **confidence_intervals(results),
-    }
-
-
-def confidence_intervals(results: dict, level: float = 0.95, seed: int = 0) -> dict[str, dict]:
-    """95 % intervals of the fine-tuned-vs-baseline changes over the test images, when the run kept them.
-
-    ``results["per_image"][light][model][metric]`` holds one value per test image (the same images, in the
-    same order, for both models); :func:`~lowlight_matting.evaluation.bootstrap_relative_change` gives the
-    paired bootstrap interval. Returns ``{"lowlight_ci": {metric: [lo, hi]}, "normal_ci": {...}}``, or ``{}``
-    for results without per-image values (or with fewer than two test images).
-    """
-    per = results.get("per_image") or {}
-    lights = [light for light in ("lowlight", "normal") if light in per]
-    if not lights or len(per[lights[0]]["baseline"][METRICS[0]]) < 2:
-        return {}  # no per-image values kept, or too few test images for an interval
-    return {
-        f"{light}_ci": {
-            k: list(
-                bootstrap_relative_change(
-                    per[light]["baseline"][k], per[light]["finetuned"][k], level=level, seed=seed
-                )
-            )
-            for k in METRICS
-        }
-        for light in lights
-    }
-
-
-def headroom(results: dict) -> dict[str, dict[str, float]]:
-    """How much there was to gain in the dark, with the baseline's normal-light error as the reference.
-
-    Per metric ``k``, with ``b_low``, ``b_norm`` the baseline's errors in low and normal light and ``f_low``
-    the fine-tuned model's in low light:
-
-    - ``lowlight_penalty`` = (b_low − b_norm) / b_norm: how much worse low light makes the baseline;
-    - ``reference_change`` = (b_norm − b_low) / b_low: the relative change a fine-tune would show if it
-      brought low-light error down to the baseline's normal-light error;
-    - ``gap_closed`` = (b_low − f_low) / (b_low − b_norm): the share of that gap the fine-tune closed
-      (NaN when low light does not hurt the baseline).
-
-    The reference is not a bound (a fine-tune that trains longer may beat it), but it explains the size of
-    a relative change: a −36 % change needs a baseline at least 1.56× worse in the dark than in normal light
-    to stay below the reference.
-    """
-    b_low, b_norm = results["lowlight"]["baseline"], results["normal"]["baseline"]
-    f_low = results["lowlight"]["finetuned"]
-    closed = {}
-    for k in METRICS:
-        gap = float(b_low[k]) - float(b_norm[k])
-        closed[k] = (float(b_low[k]) - float(f_low[k])) / gap if gap > 0 else float("nan")
-    return {
-        "lowlight_penalty": comparison_rows(b_norm, b_low),
-        "reference_change": comparison_rows(b_low, b_norm),
-        "gap_closed": closed,
-    }
-
-
-def _num(x: float | None) -> float:
-    """``x`` as a float; ``None`` (how JSON stores NaN here) becomes NaN."""
-    return float("nan") if x is None else float(x)
 
 
 def _share(x: float | None) -> str:
@@ -187,21 +112,6 @@ def _setup(results: dict) -> str:
     )
 
 
-def tradeoff_rows(results: dict) -> list[dict[str, Any]]:
-    """The line from base to fine-tune as relative changes against the baseline: ``[{"t", "lowlight":
-    {metric: change}, "normal": {...}, "normal_ok": bool}]`` for the run's interpolations and t = 1 (the
-    fine-tune itself), in increasing ``t``; ``[]`` for a run without ``results["tradeoff"]``."""
-    points = list(results.get("tradeoff") or [])
-    if not points:
-        return []
-    points.append({"t": 1.0, **{x: results[x]["finetuned"] for x in ("lowlight", "normal")}})
-    rows = []
-    for p in sorted(points, key=lambda p: p["t"]):
-        ch = {x: comparison_rows(results[x]["baseline"], p[x]) for x in ("lowlight", "normal")}
-        rows.append({"t": p["t"], **ch, "normal_ok": max(ch["normal"].values()) <= NORMAL_TOLERANCE})
-    return rows
-
-
 def _tradeoff_lines(results: dict) -> list[str]:
     rows = tradeoff_rows(results)
     if not rows:
@@ -245,6 +155,50 @@ def _tradeoff_lines(results: dict) -> list[str]:
         lines.append(
             f"No measured point keeps normal light within {NORMAL_TOLERANCE:.0%} on every metric; {route}"
         )
+    return lines
+
+
+def _switch_verdict(v: dict) -> list[str]:
+    if "switch_lowlight_change" not in v:
+        return []
+    return [
+        "- Deployed as a pair switched by brightness (below): better than the baseline in low light on all "
+        f"four metrics: {_yes(v['switch_lowlight_all_better'])}; normal light within {NORMAL_TOLERANCE:.0%}: "
+        f"{_yes(v['switch_normal_within_tolerance'])} (worst change "
+        f"{format_change(v['switch_normal_worst_change'], 1)}).",
+    ]
+
+
+def _switch_lines(results: dict, v: dict) -> list[str]:
+    sw = switched(results)
+    if sw is None:
+        return []
+    lines = [
+        "",
+        "### As deployed: the two models switched by brightness",
+        "",
+        "`lowlight-matting matte` keeps both models and sends a photo to the fine-tune only when it is dark "
+        f"(mean linear luminance below {DARK_THRESHOLD:.4f}, the package's one meaning of dark), otherwise to "
+        "the baseline. The same test images through that switch (computed from the per-image metrics above), "
+        "changes against the baseline alone:",
+        "",
+        "| test set | photos sent to the fine-tune | " + " | ".join(METRIC_TITLES[k] for k in METRICS) + " |",
+        "|---|---:|" + "---:|" * len(METRICS),
+    ]
+    for light, title in (("lowlight", "low light"), ("normal", "normal light")):
+        ch = v[f"switch_{light}_change"]
+        lines.append(
+            f"| {title} | {sw[light]['to_finetuned']} of {sw[light]['n']} | "
+            + " | ".join(format_change(ch[k]) for k in METRICS)
+            + " |"
+        )
+    missed = sw["lowlight"]["n"] - sw["lowlight"]["to_finetuned"]
+    lines += [
+        "",
+        f"The {missed} darkened test photos at or above the threshold go to the baseline, so the switch gives "
+        "up the fine-tune's gains on them (see 'Low light by input brightness'); the normal-light photos below "
+        "it go to the fine-tune.",
+    ]
     return lines
 
 
@@ -294,6 +248,7 @@ def render_report(results: dict) -> str:
         f"- Fine-tuned beats the baseline in low light on all four metrics: {_yes(v['lowlight_all_better'])}.",
         f"- Normal light within {NORMAL_TOLERANCE:.0%} of the baseline on every metric: "
         f"{_yes(v['normal_within_tolerance'])} (worst change {format_change(v['normal_worst_change'], 1)}).",
+        *_switch_verdict(v),
         "",
         "## How much was there to gain?",
         "",
@@ -319,6 +274,7 @@ def render_report(results: dict) -> str:
         + " |",
     ]
     lines += _tradeoff_lines(results)
+    lines += _switch_lines(results, v)
     unknown = results.get("unknown_region")
     if unknown:
         lines += [

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from lowlight_matting.device import describe_device
+from lowlight_matting.experiment.analysis import verdict
 from lowlight_matting.experiment.figures import plot_comparison_grid, plot_loss_curves
 from lowlight_matting.experiment.recipe import (
     ABLATIONS,
@@ -55,7 +56,6 @@ from lowlight_matting.experiment.report import (
     comparison_rows,
     render_ablation,
     render_report,
-    verdict,
 )
 from lowlight_matting.experiment.seeds import write_seeds
 from lowlight_matting.io import atomic_write, write_json
@@ -312,6 +312,8 @@ def run_experiment(
         }
         for light in ("lowlight", "normal")
     }
+    # mean linear luminance of every test input (the same for both models): what the brightness switch reads
+    results["brightness"] = {light: ev_base[light]["brightness"] for light in ("lowlight", "normal")}
     results["unknown_region"] = {
         light: {"baseline": ev_base[light]["unknown"]["mean"], "finetuned": ev_ft[light]["unknown"]["mean"]}
         for light in ("lowlight", "normal")

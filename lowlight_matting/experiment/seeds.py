@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from lowlight_matting.evaluation import METRIC_TITLES, METRICS, format_change
-from lowlight_matting.experiment.report import NORMAL_TOLERANCE, _num, _share, verdict
+from lowlight_matting.experiment.analysis import NORMAL_TOLERANCE, _num, verdict
+from lowlight_matting.experiment.report import _share
 from lowlight_matting.io import atomic_write, write_json
 
 __all__ = ["format_mean_sd", "render_seeds", "summarize_seeds", "write_seeds"]
@@ -22,13 +23,20 @@ def summarize_seeds(runs: Sequence[dict]) -> dict[str, Any]:
 
     For each of ``lowlight_change``, ``normal_change`` and ``gap_closed`` (see :func:`verdict`) and each
     metric: ``{"mean": …, "sd": …, "values": [one per run]}``; ``sd`` is NaN for a single run. Also
-    ``lowlight_all_better`` / ``normal_within_tolerance``: in how many runs the verdict held.
+    ``lowlight_all_better`` / ``normal_within_tolerance``: in how many runs the verdict held. When every run
+    kept its per-image brightness, the same for the pair switched by brightness
+    (:func:`~lowlight_matting.experiment.analysis.switched`): ``switch_lowlight_change``,
+    ``switch_normal_change``, ``switch_lowlight_all_better``, ``switch_normal_within_tolerance``.
     """
     if not runs:
         raise ValueError("runs: need at least one run to summarize")
     verdicts = [verdict(r) for r in runs]
     out: dict[str, Any] = {"seeds": [r.get("config", {}).get("seed") for r in runs], "n": len(runs)}
-    for key in ("lowlight_change", "normal_change", "gap_closed"):
+    keys = ["lowlight_change", "normal_change", "gap_closed"]
+    switch = all("switch_lowlight_change" in v for v in verdicts)  # runs that kept per-image brightness
+    if switch:
+        keys += ["switch_lowlight_change", "switch_normal_change"]
+    for key in keys:
         out[key] = {}
         for k in METRICS:
             vals = np.array([v[key][k] for v in verdicts], dtype=float)
@@ -39,6 +47,9 @@ def summarize_seeds(runs: Sequence[dict]) -> dict[str, Any]:
             }
     out["lowlight_all_better"] = sum(bool(v["lowlight_all_better"]) for v in verdicts)
     out["normal_within_tolerance"] = sum(bool(v["normal_within_tolerance"]) for v in verdicts)
+    if switch:
+        for key in ("switch_lowlight_all_better", "switch_normal_within_tolerance"):
+            out[key] = sum(bool(v[key]) for v in verdicts)
     return out
 
 
@@ -64,7 +75,7 @@ def render_seeds(summary: dict) -> str:
         "the fine-tuned model against its own baseline; mean ± sample standard deviation in percentage points.",
         "",
     ]
-    for title, key, share in (
+    tables = [
         ("Low light: fine-tuned vs baseline", "lowlight_change", False),
         ("Normal light: fine-tuned vs baseline", "normal_change", False),
         (
@@ -72,7 +83,13 @@ def render_seeds(summary: dict) -> str:
             "gap_closed",
             True,
         ),
-    ):
+    ]
+    if "switch_lowlight_change" in summary:
+        tables += [
+            ("Deployed, switched by brightness: low light vs baseline", "switch_lowlight_change", False),
+            ("Deployed, switched by brightness: normal light vs baseline", "switch_normal_change", False),
+        ]
+    for title, key, share in tables:
         fmt = _share if share else format_change
         lines += [f"## {title}", "", "| seed | " + " | ".join(METRIC_TITLES[k] for k in METRICS) + " |"]
         lines.append("|---|" + "---:|" * len(METRICS))
@@ -88,6 +105,15 @@ def render_seeds(summary: dict) -> str:
         f"- Fine-tuned better in low light on all four metrics in {summary['lowlight_all_better']} of {n} runs.",
         f"- Normal light within {NORMAL_TOLERANCE:.0%} of the baseline on every metric in "
         f"{summary['normal_within_tolerance']} of {n} runs.",
+    ]
+    if "switch_lowlight_change" in summary:
+        lines += [
+            "- The pair switched by brightness (the fine-tune for photos darker than the package's threshold, "
+            "the baseline otherwise; report.md, 'As deployed'): better in low light on all four metrics in "
+            f"{summary['switch_lowlight_all_better']} of {n} runs, normal light within "
+            f"{NORMAL_TOLERANCE:.0%} on every metric in {summary['switch_normal_within_tolerance']} of {n} runs.",
+        ]
+    lines += [
         "",
     ]
     return "\n".join(lines)
