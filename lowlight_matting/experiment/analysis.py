@@ -39,7 +39,11 @@ def verdict(results: dict, tolerance: float = NORMAL_TOLERANCE) -> dict[str, Any
     """What the run shows: does the fine-tuned model win in the dark on every metric, and keep normal light?
 
     Returns ``lowlight_all_better`` (bool), ``normal_within_tolerance`` (bool: no metric worse by more than
-    ``tolerance``), ``normal_worst_change`` and the per-metric relative changes of both test sets.
+    ``tolerance``), ``normal_worst_change`` and the per-metric relative changes of both test sets; the
+    headroom (:func:`headroom`) and intervals (:func:`confidence_intervals`); and, for a run that kept each
+    input's brightness, the same verdict for the two models switched by brightness (:func:`switched`):
+    ``switch_lowlight_change``, ``switch_normal_change``, ``switch_lowlight_all_better``,
+    ``switch_normal_worst_change``, ``switch_normal_within_tolerance``.
     """
     low = comparison_rows(results["lowlight"]["baseline"], results["lowlight"]["finetuned"])
     nor = comparison_rows(results["normal"]["baseline"], results["normal"]["finetuned"])
