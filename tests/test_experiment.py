@@ -1,6 +1,7 @@
 """The main job (lowlight_matting.experiment + the ``demo`` command): the FAST pipeline end to end on the CPU
 through the one training engine, the recipe's ingredients, the test sets, and the output-folder policy."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 from lowlight_matting import experiment as ex
 from lowlight_matting.commands import demo
 from lowlight_matting.experiment.run import TRADEOFF_T
+from lowlight_matting.train.presets import RECIPE_DISTILL
 
 METRIC_KEYS = {"sad", "mse", "grad", "conn"}
 
@@ -250,7 +252,7 @@ def test_ablation_variants_remove_one_ingredient_each():
     """Each variant's config differs from the recipe in exactly what its name says."""
     cfg = ex.finetune_config("quick", seed=0, out_dir="/tmp/x")
     v = {name: ex.apply_ingredients(cfg, ing) for name, ing in ex.ABLATIONS}
-    assert len(v) == len(ex.ABLATIONS) == 9
+    assert len(v) == len(ex.ABLATIONS) == 10
     assert v["full recipe"].to_dict() == cfg.to_dict()
     noll = v["no LLIE"]
     assert noll.model.llie is None and [s.objective for s in noll.stages] == ["matting"] * 3
@@ -271,6 +273,9 @@ def test_ablation_variants_remove_one_ingredient_each():
         == [[f for f in s.freeze if f != "norm_stats"] for s in cfg.stages]
         != [s.freeze for s in cfg.stages]
     )
+    nod = v["no distillation on normal light (as in the article)"]
+    assert nod.loss.distill == 0.0 < cfg.loss.distill
+    assert dataclasses.replace(nod.loss, distill=cfg.loss.distill) == cfg.loss
 
 
 def test_quick_fine_tune_is_the_articles_recipe_from_the_shipped_base():
@@ -289,6 +294,7 @@ def test_quick_fine_tune_is_the_articles_recipe_from_the_shipped_base():
         full.steps, abs=1
     )
     assert cfg.loss.dynamic and (cfg.loss.edge, cfg.loss.dark_edge) == (1.5, 3.0)
+    assert cfg.loss.distill == RECIPE_DISTILL > 0  # our addition: normal light learns the base's prediction
 
 
 def test_test_sets_are_fixed_and_darkened_by_the_simulator():

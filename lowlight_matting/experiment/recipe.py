@@ -68,6 +68,7 @@ class Ingredients:
     staged: bool = True  # three matting stages (False: one stage, everything trainable, same steps)
     mixed: bool = True  # normal-light samples mixed in (False: every sample darkened)
     norm_stats: bool = True  # BatchNorm statistics held at the base's (False: updated, as in the article)
+    distill: bool = True  # normal-light samples also learn the base's prediction (False: as in the article)
 
 
 ABLATIONS: tuple[tuple[str, Ingredients], ...] = (
@@ -79,6 +80,7 @@ ABLATIONS: tuple[tuple[str, Ingredients], ...] = (
     ("single stage instead of three", Ingredients(staged=False)),
     ("low-light data only (no normal mix)", Ingredients(mixed=False)),
     ("BatchNorm statistics updated (as in the article)", Ingredients(norm_stats=False)),
+    ("no distillation on normal light (as in the article)", Ingredients(distill=False)),
     ("control: same steps, normal light only", Ingredients(lowlight_data=False)),
 )
 """The ablation's variants: the full recipe, each ingredient removed in turn, and a longer-training control."""
@@ -138,6 +140,8 @@ def apply_ingredients(cfg: TrainConfig, ing: Ingredients) -> TrainConfig:
         out.loss = dataclasses.replace(out.loss, ssim=0.0, edge=0.0, dynamic=False)
     elif not ing.dynamic:
         out.loss.dynamic = False
+    if not ing.distill:
+        out.loss.distill = 0.0
     if not ing.lowlight_data:
         out.data.p_lowlight = 0.0
     elif not ing.mixed:

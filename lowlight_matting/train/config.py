@@ -112,6 +112,13 @@ class LossConfig:
 
     ``llie``: weight of the Zero-DCE non-reference loss (:class:`~lowlight_matting.models.llie_losses.ZeroDCELoss`)
     on the LLIE's enhanced image, when the model has an LLIE (0: the LLIE learns from the matting loss only).
+
+    ``distill``: weight of a "learning without forgetting" term (Li & Hoiem, *Learning without Forgetting*,
+    ECCV 2016): on the samples of each batch the loop did not darken, the same matting loss with the starting
+    model's prediction as the target, ``distill * MattingLoss(f(x), f0(x))`` where ``f0`` is a frozen copy of
+    the model at the start of the run (``model.init_checkpoint``). It keeps what the base model does in
+    normal light while the darkened samples teach the new task. Needs ``model.init_checkpoint`` and
+    ``data.lowlight: device`` (the loop must know which samples it darkened). 0: off (the article's recipe).
     """
 
     mse: float = 1.0
@@ -125,6 +132,7 @@ class LossConfig:
     threshold: float = DARK_THRESHOLD
     smooth: bool = False
     llie: float = 0.0
+    distill: float = 0.0
 
 
 @dataclass
@@ -312,8 +320,13 @@ class TrainConfig:
         need(0.0 <= d.p_lowlight <= 1.0, "data.p_lowlight", f"must be in [0, 1], got {d.p_lowlight}")
         need(0.0 <= d.val_fraction < 1.0, "data.val_fraction", f"must be in [0, 1), got {d.val_fraction}")
         lw = self.loss
-        for k in ("mse", "l1", "ssim", "edge", "composition", "laplacian", "dark_edge", "llie"):
+        for k in ("mse", "l1", "ssim", "edge", "composition", "laplacian", "dark_edge", "llie", "distill"):
             need(getattr(lw, k) >= 0, f"loss.{k}", f"must be >= 0, got {getattr(lw, k)}")
+        need(
+            lw.distill == 0 or d.lowlight == "device",
+            "loss.distill",
+            f"needs data.lowlight=device (the loop must know which samples it darkened), got {d.lowlight!r}",
+        )
         need(len(self.stages) >= 1, "stages", "needs at least one stage")
         for i, s in enumerate(self.stages):
             key = f"stages.{i}"

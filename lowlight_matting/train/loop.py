@@ -7,6 +7,7 @@ One training step::
     x = where(u < p_lowlight, simulate_batch(x), x)     # darken a share of the batch on the device
     with autocast(bf16 | fp16 | off): pred = model(x)
     loss = MattingLoss(pred, alpha, image=x)           # per-sample edge weight from x's brightness
+    loss += distill * MattingLoss(pred[~dark], f0(x[~dark]))  # loss.distill: keep the start's normal light
     scaler.scale(loss).backward(); unscale; clip to max-norm 1.0
     if loss and grad norm are finite: optimizer.step()  # else: skip, count, stop after too many in a row
 
@@ -78,6 +79,8 @@ class StepContext:
     info: DistInfo = field(default_factory=DistInfo)
     llie_loss: Any = None
     llie_weight: float = 0.0
+    teacher: nn.Module | None = None  # frozen starting model for the distillation term (loss.distill)
+    distill_weight: float = 0.0
     progress: bool = False
     log_every: int = 10
     desc: str = ""
@@ -121,7 +124,29 @@ def darken_batch(
     return out, mask
 
 
-def _forward_loss(net, model, ctx: StepContext, x, batch):
+def _distill(
+    ctx: StepContext, pred: torch.Tensor, x: torch.Tensor, batch, dark: torch.Tensor
+) -> torch.Tensor | None:
+    """The matting loss of ``pred`` against the frozen starting model's prediction, on the samples that
+    were not darkened (``loss.distill``; Li & Hoiem 2016's learning without forgetting); None when off or
+    when every sample was darkened."""
+    if ctx.teacher is None or ctx.distill_weight <= 0:
+        return None
+    keep = ~dark
+    if not bool(keep.any()):
+        return None
+    xk = x[keep]
+    with (
+        torch.no_grad(),
+        torch.autocast(ctx.device.type, dtype=ctx.amp.dtype or torch.float32, enabled=ctx.amp.enabled),
+    ):
+        target = ctx.teacher(xk)
+    fg, bg = (batch[k][keep] if batch.get(k) is not None else None for k in ("fg", "bg"))
+    loss, _ = ctx.criterion(pred[keep], target.float(), image=xk, fg=fg, bg=bg)
+    return loss
+
+
+def _forward_loss(net, model, ctx: StepContext, x, batch, dark=None):
     if ctx.objective == "llie":  # net is the (wrapped) LLIE: (enhanced, curve) = net(x)
         with torch.autocast(ctx.device.type, dtype=ctx.amp.dtype or torch.float32, enabled=ctx.amp.enabled):
             enhanced, curve = net(x)
@@ -137,6 +162,10 @@ def _forward_loss(net, model, ctx: StepContext, x, batch):
         l_llie, _ = ctx.llie_loss(x.float(), out["enhanced"].float(), out["curve"].float())
         total = total + ctx.llie_weight * l_llie
         terms = {**terms, "llie": l_llie.detach(), "total": total.detach()}
+    l_distill = _distill(ctx, pred.float(), x, batch, dark) if dark is not None else None
+    if l_distill is not None:
+        total = total + ctx.distill_weight * l_distill
+        terms = {**terms, "distill": l_distill.detach(), "total": total.detach()}
     return total, terms
 
 
@@ -189,10 +218,11 @@ def train_one_epoch(
         if ctx.flip:
             batch = random_hflip(batch, flip_generator)
         x = batch["image"]
+        dark = None
         if ctx.lowlight == "device":
-            x, _ = darken_batch(x, generator, ctx.p_lowlight, ctx.sim_ranges)
+            x, dark = darken_batch(x, generator, ctx.p_lowlight, ctx.sim_ranges)
         ctx.optimizer.zero_grad(set_to_none=True)
-        total, terms = _forward_loss(net, model, ctx, x, batch)
+        total, terms = _forward_loss(net, model, ctx, x, batch, dark)
         ctx.scaler.scale(total).backward()
         ctx.scaler.unscale_(ctx.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(

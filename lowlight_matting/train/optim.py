@@ -58,7 +58,8 @@ def resolve_amp(mode: str, device: torch.device) -> AmpSettings:
 def build_criterion(loss: LossConfig) -> MattingLoss:
     """:class:`~lowlight_matting.losses.MattingLoss` from a :class:`LossConfig`."""
     kw = asdict(loss)
-    kw.pop("llie", None)
+    for loop_term in ("llie", "distill"):  # weighted by the training loop, not terms of MattingLoss
+        kw.pop(loop_term, None)
     return MattingLoss(**kw)
 
 

@@ -59,7 +59,7 @@ from lowlight_matting.train.loop import (
     validate,
 )
 from lowlight_matting.train.optim import build_criterion, build_optimizer, build_scheduler, resolve_amp
-from lowlight_matting.train.start import build_model_for, config_changes
+from lowlight_matting.train.start import build_model_for, config_changes, distill_teacher
 
 __all__ = ["train"]
 
@@ -231,6 +231,8 @@ class _Run:
         seed_everything(cfg.seed)
         model = self.model_arg if self.model_arg is not None else build_model_for(cfg)
         self.model_config = dict(getattr(model, "config", {}) or {})
+        # the starting weights, before a resume replaces them
+        self.teacher = distill_teacher(cfg, model, self.device, given=self.model_arg is not None)
         if resume is not None:
             try:
                 model.load_state_dict(resume["model"])
@@ -313,6 +315,8 @@ class _Run:
             info=self.info,
             llie_loss=self.llie_loss,
             llie_weight=cfg.loss.llie,
+            teacher=self.teacher,
+            distill_weight=cfg.loss.distill,
             progress=cfg.logging.progress,
             log_every=cfg.logging.log_every,
             step=self.state["step"],

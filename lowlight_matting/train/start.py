@@ -4,15 +4,17 @@ check that the config still describes the run being continued.
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any
 
+import torch
 from torch import nn
 
 from lowlight_matting.checkpoint import CheckpointError
-from lowlight_matting.train.config import StageConfig, TrainConfig
+from lowlight_matting.train.config import ConfigError, StageConfig, TrainConfig
 
-__all__ = ["RESUME_FREE_KEYS", "build_model_for", "config_changes", "load_init_checkpoint"]
+__all__ = ["RESUME_FREE_KEYS", "build_model_for", "config_changes", "distill_teacher", "load_init_checkpoint"]
 
 
 # ------------------------------------------------------------------------------------------------ the model
@@ -61,6 +63,25 @@ def load_init_checkpoint(model: nn.Module, source: str | os.PathLike) -> dict[st
         if callable(identity):
             identity()
     return {"missing": list(result.missing_keys), "unexpected": list(result.unexpected_keys)}
+
+
+def distill_teacher(
+    cfg: TrainConfig, model: nn.Module, device: torch.device, *, given: bool
+) -> nn.Module | None:
+    """A frozen copy (eval mode, no gradients, on ``device``) of the starting ``model`` for ``loss.distill``;
+    None when the term is off. ``given``: the model was passed in rather than built from ``cfg`` (it is then
+    the starting point even without ``model.init_checkpoint``). Call before a resume loads later weights."""
+    if cfg.loss.distill <= 0:
+        return None
+    if not given and not cfg.model.init_checkpoint:
+        raise ConfigError(
+            "loss.distill: needs model.init_checkpoint (the trained model whose normal-light predictions it "
+            "keeps); a model trained from scratch has nothing to keep"
+        )
+    teacher = copy.deepcopy(model).to(device).eval().requires_grad_(False)
+    if cfg.channels_last:
+        teacher.to(memory_format=torch.channels_last)
+    return teacher
 
 
 # ------------------------------------------------------------------------------------------------- resume

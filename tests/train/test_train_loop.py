@@ -185,6 +185,92 @@ def test_composition_without_fg_bg_is_a_clear_error(tmp_path):
     assert not (tmp_path / "nofg" / "last.pt").exists()
 
 
+# ---------------------------------------------------------------------------------------------- distillation
+def _distill_ctx(teacher, weight=1.0):
+    from lowlight_matting.losses import MattingLoss
+    from lowlight_matting.train.loop import StepContext
+    from lowlight_matting.train.optim import AmpSettings
+
+    crit = MattingLoss(mse=1.0, ssim=0.5, edge=1.5, dynamic=False)
+    return StepContext(
+        optimizer=None,
+        scheduler=None,
+        scaler=None,
+        criterion=crit,
+        device=torch.device("cpu"),
+        amp=AmpSettings(None, False),
+        teacher=teacher,
+        distill_weight=weight,
+    )
+
+
+@torch.no_grad()
+def test_distill_term_targets_the_starting_model_on_normal_samples_only():
+    """The term is the matting loss against the frozen copy's prediction on the samples not darkened: zero
+    while the model is its starting copy, blind to the darkened samples, and off when all are darkened."""
+    import copy
+
+    from lowlight_matting.train.loop import _distill
+
+    torch.manual_seed(0)
+    model = BNNet().eval()
+    ctx = _distill_ctx(copy.deepcopy(model))
+    x = torch.rand(4, 3, 16, 16)
+    dark = torch.tensor([True, False, True, False])
+    assert float(_distill(ctx, model(x), x, {}, dark)) < 1e-6  # perfect prediction: zero loss
+    with torch.no_grad():
+        model.body[0].weight.add_(0.5)
+    got = _distill(ctx, model(x), x, {}, dark)
+    keep = ~dark
+    want, _ = ctx.criterion(model(x[keep]), ctx.teacher(x[keep]), image=x[keep])
+    assert float(got) > 1e-3 and float(got) == pytest.approx(float(want), rel=1e-6)
+    x2 = x.clone()
+    x2[dark] = torch.rand(2, 3, 16, 16)  # what the darkened samples hold does not matter
+    assert float(_distill(ctx, model(x2), x2, {}, dark)) == pytest.approx(float(got), rel=1e-6)
+    assert _distill(ctx, model(x), x, {}, torch.ones(4, dtype=torch.bool)) is None
+
+
+def test_distill_keeps_the_starting_models_normal_light_predictions(tmp_path):
+    """A fine-tune with loss.distill ends closer to the starting model's normal-light predictions than the
+    same run without it, and logs the term."""
+    data = tensor_dataset(8, 32, seed=1)
+    x = torch.stack([data[i]["image"] for i in range(8)]).float()
+    x = x / 255 if x.max() > 1 else x
+    runs, start = {}, None
+    for w in (0.0, 20.0):
+        cfg = tiny_config(
+            tmp_path,
+            f"distill{int(w)}",
+            [StageConfig(name="s", steps=8, lr=1e-2)],
+            **{"loss.distill": w, "data.lowlight": "device", "data.p_lowlight": 0.5, "data.augment": "none"},
+        )
+        model = _model(cfg)
+        if start is None:
+            start = model.eval()(x).detach()
+        runs[w] = train(cfg, model=model, train_dataset=data, val_dataset=None)
+    drift = {}
+    for w, run in runs.items():
+        with torch.no_grad():
+            drift[w] = float((model_from_checkpoint(last(run)).eval()(x) - start).abs().mean())
+    assert drift[20.0] < 0.5 * drift[0.0]
+    rows = load_history(runs[20.0])
+    assert rows[0]["train_distill"] > 0 and "train_distill" not in load_history(runs[0.0])[0]
+
+
+def test_distill_needs_a_starting_model_and_device_darkening(tmp_path):
+    """loss.distill without a model to keep, or without knowing which samples were darkened: ConfigError."""
+    from lowlight_matting.train import ConfigError
+
+    with pytest.raises(ConfigError, match="loss.distill: needs data.lowlight=device"):
+        tiny_config(tmp_path, "off", **{"loss.distill": 1.0, "data.lowlight": "off"})
+    with pytest.raises(ConfigError, match="loss.distill: must be >= 0"):
+        tiny_config(tmp_path, "neg", **{"loss.distill": -1.0})
+    cfg = tiny_config(tmp_path, "scratch", **{"loss.distill": 1.0, "data.lowlight": "device"})
+    with pytest.raises(ConfigError, match="loss.distill: needs model.init_checkpoint"):
+        train(cfg, train_dataset=tensor_dataset(8, 32), val_dataset=None)
+    assert not (tmp_path / "scratch" / "last.pt").exists()
+
+
 # ---------------------------------------------------------------------------------------------- non-finite
 class NaNAt:
     """Wrap a dataset; the items listed get a NaN alpha (a corrupt label)."""
