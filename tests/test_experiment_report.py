@@ -66,6 +66,15 @@ def test_verdict_and_report_say_what_the_numbers_say():
     assert "| **ours: relative change** | -50% | +25% | -25% | -44% |" in text
 
 
+def test_report_setup_says_when_the_fine_tune_distilled_on_normal_light():
+    """The setup sentence names the learning-without-forgetting weight from the run's config, and only then."""
+    r = _results()
+    r["finetune_config"] = {"loss": {"distill": 4.0}}
+    assert "the others also learn the base's own prediction, weight 4 (`loss.distill`" in ex.render_report(r)
+    r["finetune_config"] = {"loss": {"distill": 0.0}}
+    assert "`loss.distill`" not in ex.render_report(r)
+
+
 def test_headroom_uses_the_normal_light_baseline_as_reference():
     v = ex.verdict(_results())
     # SAD: baseline 20 in the dark, 10 in daylight, fine-tuned 5 in the dark

@@ -36,23 +36,27 @@ def test_results_records_are_rendered_from_their_json():
 
 
 def test_readme_quotes_the_recorded_numbers():
-    """README's results table is the quick-cpu record's seeds summary, cell for cell."""
+    """README's results table is the quick-cpu record's seeds summary (and, for the rows without
+    distillation, the quick-cpu-no-distill record's), cell for cell."""
     from lowlight_matting import experiment as ex
 
-    s = json.loads((REPO / "docs" / "results" / "quick-cpu" / "seeds.json").read_text())
+    now, before = "quick-cpu", "quick-cpu-no-distill"
+    s = {d: json.loads((RESULTS / d / "seeds.json").read_text()) for d in (now, before)}
     readme = (REPO / "README.md").read_text()
     rows = {
-        "low light: fine-tuned vs baseline": ("lowlight_change", False),
-        "normal light: fine-tuned vs baseline": ("normal_change", False),
-        "share of the low-light gap closed": ("gap_closed", True),
-        "switched by brightness: low light vs baseline": ("switch_lowlight_change", False),
-        "switched by brightness: normal light vs baseline": ("switch_normal_change", False),
+        "low light: fine-tuned vs baseline": (now, "lowlight_change", False),
+        "normal light: fine-tuned vs baseline": (now, "normal_change", False),
+        "share of the low-light gap closed": (now, "gap_closed", True),
+        "switched by brightness: low light vs baseline": (now, "switch_lowlight_change", False),
+        "switched by brightness: normal light vs baseline": (now, "switch_normal_change", False),
+        "without distillation (previous recipe): low light": (before, "lowlight_change", False),
+        "without distillation (previous recipe): normal light": (before, "normal_change", False),
     }
-    for label, (key, share) in rows.items():
+    for label, (record, key, share) in rows.items():
         line = next((ln for ln in readme.splitlines() if ln.startswith(f"| {label}")), None)
         assert line, f"README: no results row '{label}'"
         cells = [c.strip() for c in line.strip().strip("|").split("|")][1:]
-        want = [ex.format_mean_sd(s[key][k], share) for k in ex.METRICS]
+        want = [ex.format_mean_sd(s[record][key][k], share) for k in ex.METRICS]
         assert cells == want, f"README row '{label}': {cells} != record {want}"
 
 

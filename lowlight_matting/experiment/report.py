@@ -105,10 +105,17 @@ def _setup(results: dict) -> str:
         else f"{s['name']} {s.get('epochs')} epochs"
         for s in stages
     )
+    distill = _num((results.get("finetune_config") or {}).get("loss", {}).get("distill"))
+    keep = (
+        f"; the others also learn the base's own prediction, weight {distill:g} (`loss.distill`, learning "
+        "without forgetting)"
+        if math.isfinite(distill) and distill > 0
+        else ""
+    )
     return (
         f"Encoder `{p.get('encoder', '?')}`, {p.get('size', '?')}² px, starting from {where}; fine-tune "
         f"stages {lengths or '?'} at batch {p.get('batch_size', '?')} on {p.get('n_train', '?')} training "
-        f"composites, {_share(p.get('p_lowlight'))} of them darkened."
+        f"composites, {_share(p.get('p_lowlight'))} of them darkened{keep}."
     )
 
 

@@ -128,13 +128,13 @@ def _distill(
     ctx: StepContext, pred: torch.Tensor, x: torch.Tensor, batch, dark: torch.Tensor
 ) -> torch.Tensor | None:
     """The matting loss of ``pred`` against the frozen starting model's prediction, on the samples that
-    were not darkened (``loss.distill``; Li & Hoiem 2016's learning without forgetting); None when off or
-    when every sample was darkened."""
+    were not darkened (``loss.distill``; Li & Hoiem 2016's learning without forgetting); None when off, 0
+    when every sample was darkened (so every step and every DDP rank logs the same terms)."""
     if ctx.teacher is None or ctx.distill_weight <= 0:
         return None
     keep = ~dark
-    if not bool(keep.any()):
-        return None
+    if not bool(keep.any()):  # a host read; the loop reads the loss back every step anyway
+        return pred.new_zeros(())
     xk = x[keep]
     with (
         torch.no_grad(),

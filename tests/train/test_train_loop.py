@@ -227,7 +227,8 @@ def test_distill_term_targets_the_starting_model_on_normal_samples_only():
     x2 = x.clone()
     x2[dark] = torch.rand(2, 3, 16, 16)  # what the darkened samples hold does not matter
     assert float(_distill(ctx, model(x2), x2, {}, dark)) == pytest.approx(float(got), rel=1e-6)
-    assert _distill(ctx, model(x), x, {}, torch.ones(4, dtype=torch.bool)) is None
+    assert float(_distill(ctx, model(x), x, {}, torch.ones(4, dtype=torch.bool))) == 0.0  # all dark: no term
+    assert _distill(_distill_ctx(None), model(x), x, {}, dark) is None  # off
 
 
 def test_distill_keeps_the_starting_models_normal_light_predictions(tmp_path):

@@ -67,6 +67,26 @@ def test_resumed_step_based_run_equals_uninterrupted(step_run, tmp_path):
     assert [r["train_total"] for r in load_history(full)] == [r["train_total"] for r in load_history(resumed)]
 
 
+def test_resumed_distilling_run_keeps_the_starting_model_as_its_target(step_run, tmp_path):
+    """With loss.distill, a run stopped and resumed ends bit-equal to the uninterrupted one: the target model is
+    the starting checkpoint's, not the weights the resume loads."""
+    _, start = step_run
+    extra = {
+        "loss.distill": 4.0,
+        "data.lowlight": "device",
+        "data.p_lowlight": 0.5,
+        "model.init_checkpoint": str(start / "last.pt"),
+    }
+    full = train(tiny_config(tmp_path, "full", STEP_STAGES, **extra))
+    cut = tiny_config(tmp_path, "cut", STEP_STAGES, stop_after_epochs=2, **extra)
+    train(cut)
+    resumed = train(_resume(cut))
+    assert not differing(last(full)["model"], last(resumed)["model"])
+    rows = load_history(resumed)
+    assert [r["train_distill"] for r in load_history(full)] == [r["train_distill"] for r in rows]
+    assert all(r["train_distill"] >= 0 for r in rows) and any(r["train_distill"] > 0 for r in rows)
+
+
 @pytest.mark.slow  # three short runs
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
     """An epoch-based LLIE run cut in stage 2 and resumed is bit-equal to the full run; LLIE frozen late."""
