@@ -90,8 +90,9 @@ def test_resumed_distilling_run_keeps_the_starting_model_as_its_target(step_run,
 @pytest.mark.slow  # three short runs
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
     """An epoch-based LLIE run cut in stage 2 and resumed is bit-equal to the full run; LLIE frozen late."""
-    full = train(tiny_config(tmp_path, "full", STAGES, base="fast_lowlight"))
-    cut = tiny_config(tmp_path, "cut", STAGES, base="fast_lowlight", stop_after_epochs=2)
+    scratch = {"loss.distill": 0.0}  # from scratch: no starting model to distil from
+    full = train(tiny_config(tmp_path, "full", STAGES, base="fast_lowlight", **scratch))
+    cut = tiny_config(tmp_path, "cut", STAGES, base="fast_lowlight", stop_after_epochs=2, **scratch)
     train(cut)
     ck = load_checkpoint(tmp_path / "cut" / "last.pt")
     assert (ck["epoch"], ck["stage"], ck["stage_epoch"]) == (2, 1, 1)
