@@ -233,9 +233,7 @@ class _Run:
         self.model_config = dict(getattr(model, "config", {}) or {})
         # the starting weights, before a resume replaces them
         self.teacher = distill_teacher(cfg, model, self.device, given=self.model_arg is not None)
-        if (
-            self.teacher is not None and info.distributed
-        ):  # one target on every rank, as DDP does for the model
+        if self.teacher is not None and info.distributed:  # one target on every rank, like DDP's model
             for t in self.teacher.state_dict().values():
                 dist.broadcast(t, 0)
         if resume is not None:
